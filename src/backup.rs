@@ -1,0 +1,763 @@
+//! The backup operation: walk → chunk → id + dedup → compress → seal → pack → volume → vault.
+//!
+//! Threads in a fixed topology joined by bounded channels: one walker, N
+//! workers that read, chunk, name and compress, and this thread as the one
+//! writer that owns every nonce counter, packs, volumes and catalog writes.
+//! Chunks are claimed once per run (a shared set), so two workers never
+//! store the same chunk twice. Volumes are sealed on the medium before the
+//! catalog records them; the snapshot completes in its last volume's tail.
+
+use crate::catalog::{Catalog, VaultInfo, VolumeRow};
+use crate::chunk::{self, ChunkParams};
+use crate::compress;
+use crate::crypto::{BlobKind, ChunkIdKey, MasterKey};
+use crate::error::{Error, ErrorKind, Result};
+use crate::ids::{SnapshotId, VolumeId};
+use crate::model::{self, ChunkRef, Node, NodeKind, SnapshotRecord, SnapshotStats};
+use crate::pack::PackBuilder;
+use crate::source::{self, Found, Origin, WalkOptions};
+use crate::vault::{Vault, VolumeSink};
+use crate::volume::{IndexBlob, IndexPack, Label, VolumeIndex, VolumeWriter};
+use serde::Serialize;
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+
+/// Warnings kept in a snapshot record; the count is always exact.
+const MAX_RECORDED_WARNINGS: usize = 100;
+/// Largest pack; smaller for tiny volumes.
+pub const PACK_TARGET_BYTES: u64 = 16 << 20;
+/// The smallest volume that always holds one pack of a largest chunk plus the tail.
+pub const MIN_VOLUME_BYTES: u64 = 4 << 20;
+const NODE_BATCH: usize = 512;
+
+/// What to back up and how.
+pub struct BackupOptions {
+    /// Source paths.
+    pub sources: Vec<PathBuf>,
+    /// Volume size limit in bytes.
+    pub volume_size_bytes: u64,
+    /// zstd level.
+    pub compression_level: i32,
+    /// Walk options.
+    pub walk: WalkOptions,
+    /// Tags for the snapshot.
+    pub tags: Vec<String>,
+    /// Worker threads (0 = one per core).
+    pub threads: usize,
+}
+
+/// What a backup did.
+#[derive(Debug, Serialize)]
+pub struct BackupSummary {
+    /// The new snapshot.
+    pub snapshot: SnapshotRecord,
+    /// Volumes sealed by this run, by name.
+    pub volumes_written: Vec<String>,
+    /// Bytes of all volumes sealed by this run.
+    pub bytes_written: u64,
+    /// Everything skipped or changed during the run.
+    pub warnings: Vec<String>,
+    /// Unfinished volumes left by earlier, crashed runs (never trusted).
+    pub abandoned_volumes: Vec<String>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+enum Msg {
+    Node(Node, Origin),
+    Chunk {
+        kind: BlobKind,
+        id: crate::ids::ChunkId,
+        plain_len: u32,
+        encoded: Vec<u8>,
+    },
+    Warning(String),
+    Failed(Error),
+}
+
+/// Run a backup into `vault`, recording it in `catalog`.
+pub fn backup(
+    vault: &dyn Vault,
+    catalog: &mut Catalog,
+    key: &MasterKey,
+    options: &BackupOptions,
+) -> Result<BackupSummary> {
+    let started = std::time::Instant::now();
+    if options.volume_size_bytes < MIN_VOLUME_BYTES {
+        return Err(Error::usage(format!(
+            "volume size {} is below the minimum of 4M",
+            options.volume_size_bytes
+        )));
+    }
+    let info = catalog.vault_info()?;
+    catalog.discard_pending()?;
+    let abandoned = vault.list()?.partial;
+    let sources = source::normalise_sources(&options.sources)?;
+    let parent = catalog.snapshots()?.into_iter().next_back();
+    let snapshot_id = SnapshotId::random();
+    catalog.begin_snapshot(&snapshot_id)?;
+
+    let ids = key.chunk_id_key();
+    let params = ChunkParams::from_seed(key.chunker_seed());
+    let claimed: Arc<Claims> = Arc::default();
+    let threads = if options.threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    } else {
+        options.threads
+    };
+    let (msg_tx, msg_rx) = sync_channel::<Msg>(64);
+    let (job_tx, job_rx) = sync_channel::<(PathBuf, Node, Origin)>(256);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+
+    let mut writer = Writer::new(vault, catalog, key, info, options.volume_size_bytes)?;
+    let mut stats = SnapshotStats::default();
+    let mut warnings: Vec<String> = Vec::new();
+    let outcome = std::thread::scope(|scope| -> Result<()> {
+        for _ in 0..threads {
+            let worker = Worker {
+                catalog: writer.catalog.reopen()?,
+                ids: ids.clone(),
+                params,
+                level: options.compression_level,
+                claimed: Arc::clone(&claimed),
+                out: msg_tx.clone(),
+            };
+            let jobs = Arc::clone(&job_rx);
+            scope.spawn(move || worker.run(&jobs));
+        }
+        let walker_catalog = writer.catalog.reopen()?;
+        let walker_out = msg_tx.clone();
+        drop(msg_tx);
+        let walk_options = &options.walk;
+        let sources = &sources;
+        let parent_id = parent.as_ref().map(|p| p.id);
+        scope.spawn(move || {
+            let result = walk_sources(
+                sources,
+                walk_options,
+                &walker_catalog,
+                parent_id,
+                &walker_out,
+                job_tx,
+            );
+            if let Err(err) = result {
+                let _ = walker_out.send(Msg::Failed(err));
+            }
+        });
+        let result = writer.consume(&msg_rx, &snapshot_id, &mut stats, &mut warnings);
+        // Dropping the receiver unblocks any sender so the scope can end.
+        drop(msg_rx);
+        result
+    });
+    outcome?;
+
+    writer.flush_nodes(&snapshot_id)?;
+    let tree = writer.write_tree(&snapshot_id, &ids, params, &claimed)?;
+    let record = SnapshotRecord {
+        id: snapshot_id,
+        time: unix_now(),
+        host: rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned(),
+        paths: sources
+            .iter()
+            .map(|p| model::PathBytes(p.as_os_str().as_encoded_bytes().to_vec()))
+            .collect(),
+        tags: options.tags.clone(),
+        parent: parent.map(|p| p.id),
+        tree,
+        stats: SnapshotStats {
+            bytes_stored: writer.pack_bytes,
+            ..stats
+        },
+        warnings: warnings
+            .iter()
+            .take(MAX_RECORDED_WARNINGS)
+            .map(|w| truncate(w, 512))
+            .collect(),
+        warning_count: warnings.len() as u64,
+    };
+    writer.finish(&record)?;
+    Ok(BackupSummary {
+        snapshot: record,
+        volumes_written: writer.sealed_names,
+        bytes_written: writer.bytes_written,
+        warnings,
+        abandoned_volumes: abandoned,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn walk_sources(
+    sources: &[PathBuf],
+    options: &WalkOptions,
+    catalog: &Catalog,
+    parent: Option<SnapshotId>,
+    out: &SyncSender<Msg>,
+    jobs: SyncSender<(PathBuf, Node, Origin)>,
+) -> Result<()> {
+    let stopped = || Error::new(ErrorKind::Io, "backup stopped");
+    let mut lookup = |path: &model::PathBytes| -> Result<Option<Node>> {
+        let Some(parent) = parent else {
+            return Ok(None);
+        };
+        let Some(node) = catalog.node(&parent, path)? else {
+            return Ok(None);
+        };
+        // Dedup trust: reuse only chunks whose volumes are still sealed and sound.
+        for chunk in &node.chunks {
+            if !catalog.has_blob(&chunk.id, BlobKind::Data)? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(node))
+    };
+    let mut emit = |found: Found| -> Result<()> {
+        match found {
+            Found::Ready(node, origin) => out.send(Msg::Node(node, origin)).map_err(|_| stopped()),
+            Found::Read(path, node, origin) => {
+                jobs.send((path, node, origin)).map_err(|_| stopped())
+            }
+            Found::Warning(w) => out.send(Msg::Warning(w)).map_err(|_| stopped()),
+        }
+    };
+    source::walk(sources, options, &mut lookup, &mut emit)
+}
+
+/// The chunks this run has decided to store: each is claimed exactly once.
+#[derive(Default)]
+struct Claims(Mutex<HashSet<(crate::ids::ChunkId, BlobKind)>>);
+
+impl Claims {
+    /// True if the chunk is in no sealed volume and nobody in this run claimed it yet.
+    fn claim(&self, catalog: &Catalog, id: &crate::ids::ChunkId, kind: BlobKind) -> Result<bool> {
+        if catalog.has_blob(id, kind)? {
+            return Ok(false);
+        }
+        let mut claimed = self
+            .0
+            .lock()
+            .map_err(|_| Error::corrupt("a backup worker panicked"))?;
+        Ok(claimed.insert((*id, kind)))
+    }
+}
+
+struct Worker {
+    catalog: Catalog,
+    ids: ChunkIdKey,
+    params: ChunkParams,
+    level: i32,
+    claimed: Arc<Claims>,
+    out: SyncSender<Msg>,
+}
+
+impl Worker {
+    fn run(self, jobs: &Mutex<Receiver<(PathBuf, Node, Origin)>>) {
+        loop {
+            let job = match jobs.lock() {
+                Ok(rx) => rx.recv(),
+                Err(_) => return,
+            };
+            let Ok((path, node, origin)) = job else {
+                return;
+            };
+            let msg = match self.read_file(&path, node) {
+                Ok(Ok(node)) => Msg::Node(node, origin),
+                Ok(Err(warning)) => Msg::Warning(warning),
+                Err(err) => Msg::Failed(err),
+            };
+            if self.out.send(msg).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Read, chunk and hash one file. `Ok(Err(warning))` when the file had to be skipped.
+    fn read_file(&self, path: &std::path::Path, mut node: Node) -> Result<Result<Node, String>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)
+        {
+            Ok(file) => file,
+            Err(err) => return Ok(Err(format!("{}: skipped: {err}", path.display()))),
+        };
+        let before = match file.metadata() {
+            Ok(meta) if meta.is_file() => meta,
+            Ok(_) => {
+                return Ok(Err(format!(
+                    "{}: skipped: no longer a regular file",
+                    path.display()
+                )))
+            }
+            Err(err) => return Ok(Err(format!("{}: skipped: {err}", path.display()))),
+        };
+        let extents = source::data_extents(&file, before.len());
+        let sparse = extents != [(0, before.len())];
+        let mut hasher = blake3::Hasher::new();
+        let mut hashed = 0u64;
+        let mut chunks = Vec::new();
+        for (index, (start, len)) in extents.iter().copied().enumerate() {
+            let mut reader = std::io::BufReader::with_capacity(1 << 20, &file);
+            std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(start))
+                .map_err(|e| Error::io("cannot read", path, e))?;
+            // A dense file is read to its real end, so growth during the read is captured.
+            let limit = if !sparse && index == 0 { u64::MAX } else { len };
+            let mut offset = start;
+            for piece in chunk::chunks(reader.take(limit), self.params) {
+                let data = match piece {
+                    Ok(data) => data,
+                    Err(err) => {
+                        return Ok(Err(format!(
+                            "{}: skipped: read failed: {err}",
+                            path.display()
+                        )))
+                    }
+                };
+                hash_zeros(&mut hasher, offset - hashed);
+                hasher.update(&data);
+                let id = self.ids.id(&data);
+                if self.claimed.claim(&self.catalog, &id, BlobKind::Data)? {
+                    let encoded = compress::compress(&data, self.level);
+                    let msg = Msg::Chunk {
+                        kind: BlobKind::Data,
+                        id,
+                        plain_len: data.len() as u32,
+                        encoded,
+                    };
+                    self.out
+                        .send(msg)
+                        .map_err(|_| Error::new(ErrorKind::Io, "backup stopped"))?;
+                }
+                chunks.push(ChunkRef {
+                    id,
+                    offset,
+                    len: data.len() as u32,
+                });
+                offset += data.len() as u64;
+                hashed = offset;
+            }
+        }
+        let size = if sparse {
+            before.len().max(hashed)
+        } else {
+            hashed
+        };
+        hash_zeros(&mut hasher, size - hashed);
+        node.size = size;
+        node.hash = Some(hasher.finalize().to_hex().to_string());
+        node.chunks = chunks;
+        let after = file
+            .metadata()
+            .map_err(|e| Error::io("cannot stat", path, e))?;
+        if after.len() != before.len() || source::change_key(&after) != source::change_key(&before)
+        {
+            let _ = self.out.send(Msg::Warning(format!(
+                "{}: changed while being backed up; the stored copy is what was read",
+                path.display()
+            )));
+            // Force a re-read next time.
+            node.change = None;
+        }
+        Ok(Ok(node))
+    }
+}
+
+fn hash_zeros(hasher: &mut blake3::Hasher, mut n: u64) {
+    static ZEROS: [u8; 65536] = [0u8; 65536];
+    while n > 0 {
+        let step = n.min(ZEROS.len() as u64) as usize;
+        hasher.update(&ZEROS[..step]);
+        n -= step as u64;
+    }
+}
+
+struct OpenVolume {
+    writer: VolumeWriter<Box<dyn VolumeSink>>,
+    volume_id: VolumeId,
+    sequence: u64,
+    name: String,
+    created: i64,
+    packs: Vec<IndexPack>,
+}
+
+/// The one writer: owns packs, volumes, nonce counters and catalog writes.
+struct Writer<'a> {
+    vault: &'a dyn Vault,
+    catalog: &'a mut Catalog,
+    key: &'a MasterKey,
+    info: VaultInfo,
+    volume_size: u64,
+    pack_target: u64,
+    builder: PackBuilder,
+    current: Option<OpenVolume>,
+    nodes: Vec<Node>,
+    sealed_names: Vec<String>,
+    bytes_written: u64,
+    pack_bytes: u64,
+    next_sequence: u64,
+}
+
+/// The object name of a volume: sequence first, so names sort in media order.
+pub fn volume_name(sequence: u64, id: &VolumeId) -> String {
+    format!("tv{sequence:06}-{}.tar", &id.to_string()[..8])
+}
+
+impl<'a> Writer<'a> {
+    fn new(
+        vault: &'a dyn Vault,
+        catalog: &'a mut Catalog,
+        key: &'a MasterKey,
+        info: VaultInfo,
+        volume_size: u64,
+    ) -> Result<Writer<'a>> {
+        let next_sequence = catalog.next_sequence()?;
+        Ok(Writer {
+            vault,
+            catalog,
+            key,
+            info,
+            volume_size,
+            pack_target: (volume_size / 8).clamp(512 << 10, PACK_TARGET_BYTES),
+            builder: PackBuilder::default(),
+            current: None,
+            nodes: Vec::new(),
+            sealed_names: Vec::new(),
+            bytes_written: 0,
+            pack_bytes: 0,
+            next_sequence,
+        })
+    }
+
+    fn consume(
+        &mut self,
+        rx: &Receiver<Msg>,
+        snapshot: &SnapshotId,
+        stats: &mut SnapshotStats,
+        warnings: &mut Vec<String>,
+    ) -> Result<()> {
+        for msg in rx.iter() {
+            match msg {
+                Msg::Chunk {
+                    kind,
+                    id,
+                    plain_len,
+                    encoded,
+                } => {
+                    stats.bytes_added += u64::from(plain_len);
+                    self.add_blob(kind, id, plain_len, encoded)?;
+                }
+                Msg::Node(node, origin) => {
+                    count(stats, &node, origin);
+                    self.nodes.push(node);
+                    if self.nodes.len() >= NODE_BATCH {
+                        self.flush_nodes(snapshot)?;
+                    }
+                }
+                Msg::Warning(w) => warnings.push(w),
+                Msg::Failed(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_nodes(&mut self, snapshot: &SnapshotId) -> Result<()> {
+        self.catalog.add_nodes(snapshot, &self.nodes)?;
+        self.nodes.clear();
+        Ok(())
+    }
+
+    fn add_blob(
+        &mut self,
+        kind: BlobKind,
+        id: crate::ids::ChunkId,
+        plain_len: u32,
+        encoded: Vec<u8>,
+    ) -> Result<()> {
+        self.builder.add(kind, id, plain_len, encoded);
+        if self.builder.projected_bytes() as u64 >= self.pack_target {
+            self.flush_pack()?;
+        }
+        Ok(())
+    }
+
+    fn open_volume(&mut self) -> Result<()> {
+        let volume_id = VolumeId::random();
+        let sequence = self.next_sequence;
+        let name = volume_name(sequence, &volume_id);
+        let created = unix_now();
+        let label = Label {
+            format: "tapevault".into(),
+            format_version: crate::volume::FORMAT_VERSION,
+            vault_id: self.info.vault_id,
+            volume_id,
+            sequence,
+            created,
+            chunker: self.info.chunker.clone(),
+            wrapped_key: self.info.wrapped_key.clone(),
+        };
+        let sink = self.vault.create(&name)?;
+        let set_reserve = 96 * sequence;
+        let writer = VolumeWriter::start(sink, &label, self.volume_size, set_reserve)?;
+        self.current = Some(OpenVolume {
+            writer,
+            volume_id,
+            sequence,
+            name,
+            created,
+            packs: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn flush_pack(&mut self) -> Result<()> {
+        if self.builder.is_empty() {
+            return Ok(());
+        }
+        let len = self.builder.projected_bytes() as u64;
+        let blobs = self.builder.len();
+        if self.current.is_none() {
+            self.open_volume()?;
+        }
+        if !self
+            .current
+            .as_ref()
+            .is_some_and(|v| v.writer.fits(len, blobs))
+        {
+            if self.current.as_ref().is_some_and(|v| v.packs.is_empty()) {
+                return Err(Error::usage(format!(
+                    "a pack of {len} bytes does not fit in an empty volume of {} bytes; raise --volume-size",
+                    self.volume_size
+                )));
+            }
+            self.seal_volume(None)?;
+            self.open_volume()?;
+        }
+        let volume = self.current.as_mut().expect("opened above");
+        let number = volume.packs.len() as u32 + 1;
+        let sealer = self
+            .key
+            .volume_key(&volume.volume_id)
+            .pack_sealer(self.info.vault_id, number);
+        let pack = std::mem::take(&mut self.builder).finish(sealer, &self.key.chunk_id_key())?;
+        let offset = volume
+            .writer
+            .append_pack(number, &pack.bytes, pack.entries.len())?;
+        self.pack_bytes += pack.bytes.len() as u64;
+        volume.packs.push(IndexPack {
+            number,
+            offset,
+            length: pack.bytes.len() as u64,
+            blobs: pack.entries.iter().map(IndexBlob::from).collect(),
+        });
+        Ok(())
+    }
+
+    fn seal_volume(&mut self, completes: Option<&SnapshotRecord>) -> Result<()> {
+        let volume = self.current.take().expect("a volume is open");
+        let index = VolumeIndex {
+            volume_id: volume.volume_id,
+            sequence: volume.sequence,
+            packs: volume.packs,
+            snapshots: completes.into_iter().cloned().collect(),
+            set: self.catalog.volume_set()?,
+        };
+        let sealed_index = index.seal(self.info.vault_id, &self.key.volume_key(&volume.volume_id));
+        let written = volume.writer.finish(&sealed_index)?;
+        written.sink.seal()?;
+        let row = VolumeRow {
+            sequence: volume.sequence,
+            volume_id: volume.volume_id,
+            name: volume.name.clone(),
+            state: "sealed".into(),
+            bytes: written.bytes,
+            blake3: written.blake3,
+            created: volume.created,
+        };
+        self.catalog.record_volume(&row, &index.packs, completes)?;
+        self.bytes_written += written.bytes;
+        self.sealed_names.push(volume.name);
+        self.next_sequence += 1;
+        Ok(())
+    }
+
+    /// Encode the snapshot's nodes (path order) into tree blobs; returns their ids in order.
+    fn write_tree(
+        &mut self,
+        snapshot: &SnapshotId,
+        ids: &ChunkIdKey,
+        params: ChunkParams,
+        claimed: &Claims,
+    ) -> Result<Vec<crate::ids::ChunkId>> {
+        // Staged in a file beside the catalog so memory stays bounded for any tree size.
+        let staging_path = self.catalog.dir().join(format!("tree-{snapshot}.tmp"));
+        let staging = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&staging_path)
+            .map_err(|e| Error::io("cannot create", &staging_path, e))?;
+        let result = (|| {
+            let mut out = std::io::BufWriter::new(&staging);
+            std::io::Write::write_all(&mut out, model::TREE_HEADER)
+                .map_err(|e| Error::io("cannot write", &staging_path, e))?;
+            let mut line = Vec::new();
+            self.catalog.for_each_node(snapshot, |node| {
+                line.clear();
+                model::encode_node(&node, &mut line);
+                std::io::Write::write_all(&mut out, &line)
+                    .map_err(|e| Error::io("cannot write", &staging_path, e))
+            })?;
+            let file = out
+                .into_inner()
+                .map_err(|e| Error::io("cannot write", &staging_path, e.into_error()))?;
+            let mut reader = std::io::BufReader::new(file);
+            std::io::Seek::rewind(&mut reader)
+                .map_err(|e| Error::io("cannot read", &staging_path, e))?;
+            let mut tree = Vec::new();
+            for piece in chunk::chunks(reader, params) {
+                let data = piece.map_err(|e| Error::io("cannot read", &staging_path, e))?;
+                let id = ids.id(&data);
+                tree.push(id);
+                if claimed.claim(self.catalog, &id, BlobKind::Tree)? {
+                    let encoded = compress::compress(&data, compress::DEFAULT_LEVEL);
+                    self.add_blob(BlobKind::Tree, id, data.len() as u32, encoded)?;
+                }
+            }
+            Ok(tree)
+        })();
+        let _ = std::fs::remove_file(&staging_path);
+        result
+    }
+
+    /// Flush the last pack and seal the last volume with the snapshot in its index.
+    fn finish(&mut self, record: &SnapshotRecord) -> Result<()> {
+        self.flush_pack()?;
+        let record_bytes = serde_json::to_vec(record).expect("record serialises").len() as u64;
+        if self.current.is_none() {
+            self.open_volume()?;
+        }
+        if !self
+            .current
+            .as_ref()
+            .is_some_and(|v| v.writer.fits(record_bytes, 0))
+        {
+            self.seal_volume(None)?;
+            self.open_volume()?;
+            if !self
+                .current
+                .as_ref()
+                .is_some_and(|v| v.writer.fits(record_bytes, 0))
+            {
+                return Err(Error::usage(
+                    "the snapshot record does not fit in one volume; raise --volume-size",
+                ));
+            }
+        }
+        self.seal_volume(Some(record))
+    }
+}
+
+/// Store a snapshot of exactly `entries` (files with the given content), bypassing the walk.
+///
+/// For tests and fuzzing: it builds hostile snapshots (unsafe names, duplicates, link
+/// tricks) that pass authentication, as the restore-safety cases require.
+#[doc(hidden)]
+pub fn backup_crafted(
+    vault: &dyn Vault,
+    catalog: &mut Catalog,
+    key: &MasterKey,
+    entries: Vec<(Node, Vec<u8>)>,
+) -> Result<SnapshotRecord> {
+    let info = catalog.vault_info()?;
+    catalog.discard_pending()?;
+    let snapshot_id = SnapshotId::random();
+    catalog.begin_snapshot(&snapshot_id)?;
+    let ids = key.chunk_id_key();
+    let params = ChunkParams::from_seed(key.chunker_seed());
+    let claimed = Claims::default();
+    let mut writer = Writer::new(vault, catalog, key, info, 64 << 20)?;
+    let mut stats = SnapshotStats::default();
+    for (mut node, content) in entries {
+        if node.kind == NodeKind::File {
+            let mut offset = 0u64;
+            for piece in chunk::chunks(&content[..], params) {
+                let data = piece.map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
+                let id = ids.id(&data);
+                if claimed.claim(writer.catalog, &id, BlobKind::Data)? {
+                    writer.add_blob(
+                        BlobKind::Data,
+                        id,
+                        data.len() as u32,
+                        compress::compress(&data, 3),
+                    )?;
+                }
+                node.chunks.push(ChunkRef {
+                    id,
+                    offset,
+                    len: data.len() as u32,
+                });
+                offset += data.len() as u64;
+            }
+            node.size = content.len() as u64;
+            node.hash = Some(blake3::hash(&content).to_hex().to_string());
+        }
+        count(&mut stats, &node, Origin::New);
+        writer.nodes.push(node);
+    }
+    writer.flush_nodes(&snapshot_id)?;
+    let tree = writer.write_tree(&snapshot_id, &ids, params, &claimed)?;
+    let record = SnapshotRecord {
+        id: snapshot_id,
+        time: unix_now(),
+        host: "crafted".into(),
+        paths: Vec::new(),
+        tags: Vec::new(),
+        parent: None,
+        tree,
+        stats,
+        warnings: Vec::new(),
+        warning_count: 0,
+    };
+    writer.finish(&record)?;
+    Ok(record)
+}
+
+fn count(stats: &mut SnapshotStats, node: &Node, origin: Origin) {
+    match node.kind {
+        NodeKind::File => {
+            stats.files += 1;
+            stats.bytes += node.size;
+            match origin {
+                Origin::New => stats.files_new += 1,
+                Origin::Changed => stats.files_changed += 1,
+                Origin::Unchanged => stats.files_unchanged += 1,
+            }
+        }
+        NodeKind::Dir => stats.dirs += 1,
+        _ => stats.other += 1,
+    }
+}

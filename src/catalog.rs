@@ -1,0 +1,530 @@
+//! The catalog: a SQLite cache of what is where, plus operator notes. All SQL lives here.
+//!
+//! One catalog per vault, in its own directory (0700; files 0600). WAL mode
+//! with `synchronous=FULL`: a commit is durable when it returns. The order of
+//! writes keeps it consistent across a crash: a volume and its packs and
+//! blobs are recorded in one transaction only after the volume is sealed on
+//! the medium; a snapshot becomes `complete` in that same transaction, and
+//! nodes of a snapshot that never completed are discarded by the next run.
+//! A blob counts for dedup only while its volume is `sealed`.
+//! Does not know about media, tar or encryption.
+
+use crate::crypto::{BlobKind, WrappedKey};
+use crate::error::{at, Error, ErrorKind, Result};
+use crate::ids::{ChunkId, SnapshotId, VaultId, VolumeId};
+use crate::model::{Node, PathBytes, SnapshotRecord};
+use crate::volume::{IndexPack, SetEntry};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+const SCHEMA_VERSION: i64 = 1;
+const DB_FILE: &str = "catalog.sqlite";
+const LOCK_FILE: &str = "lock";
+
+const SCHEMA: &str = "
+CREATE TABLE vault(
+  one INTEGER PRIMARY KEY CHECK (one = 1),
+  vault_id TEXT NOT NULL, address TEXT NOT NULL, fingerprint TEXT NOT NULL,
+  wrapped_key TEXT NOT NULL, chunker TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE volumes(
+  sequence INTEGER PRIMARY KEY, volume_id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+  state TEXT NOT NULL, bytes INTEGER NOT NULL, blake3 TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE packs(
+  id INTEGER PRIMARY KEY, sequence INTEGER NOT NULL REFERENCES volumes(sequence),
+  number INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL,
+  UNIQUE(sequence, number));
+CREATE TABLE blobs(
+  chunk_id BLOB NOT NULL, kind INTEGER NOT NULL, pack INTEGER NOT NULL REFERENCES packs(id),
+  position INTEGER NOT NULL, offset INTEGER NOT NULL, sealed_len INTEGER NOT NULL,
+  plain_len INTEGER NOT NULL, PRIMARY KEY(chunk_id, kind)) WITHOUT ROWID;
+CREATE TABLE snapshots(
+  id TEXT PRIMARY KEY, sequence INTEGER, state TEXT NOT NULL, record TEXT);
+CREATE TABLE nodes(snapshot TEXT NOT NULL, path BLOB NOT NULL, node TEXT NOT NULL);
+CREATE INDEX nodes_by_path ON nodes(snapshot, path);
+";
+
+/// What the catalog knows about its vault.
+#[derive(Debug, Clone)]
+pub struct VaultInfo {
+    /// The vault's id.
+    pub vault_id: VaultId,
+    /// The address it was initialised with.
+    pub address: String,
+    /// Fingerprint of the master key, pinned at init.
+    pub fingerprint: String,
+    /// The wrapped master key.
+    pub wrapped_key: WrappedKey,
+    /// Chunker version.
+    pub chunker: String,
+}
+
+/// A sealed (or otherwise known) volume.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VolumeRow {
+    /// Sequence number.
+    pub sequence: u64,
+    /// Random id.
+    pub volume_id: VolumeId,
+    /// Object name in the vault.
+    pub name: String,
+    /// `sealed`, `lost` or `damaged`.
+    pub state: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// BLAKE3 of the volume's bytes.
+    pub blake3: String,
+    /// Seconds since the epoch.
+    pub created: i64,
+}
+
+/// Where one blob is.
+#[derive(Debug, Clone)]
+pub struct BlobLocation {
+    /// Volume sequence.
+    pub sequence: u64,
+    /// Pack number within the volume.
+    pub pack: u32,
+    /// Position (nonce) within the pack.
+    pub position: u32,
+    /// Offset within the pack.
+    pub offset: u64,
+    /// Sealed length.
+    pub sealed_len: u32,
+    /// Plain length.
+    pub plain_len: u32,
+}
+
+/// An open catalog connection.
+pub struct Catalog {
+    conn: Connection,
+    dir: PathBuf,
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+impl Catalog {
+    /// Create a new catalog for a vault in `dir` (refuses an existing one).
+    pub fn create(dir: &Path, info: &VaultInfo) -> Result<Catalog> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(at("cannot create catalog folder", dir))?;
+        let path = dir.join(DB_FILE);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::usage(format!(
+                        "a catalog already exists in {}; this vault is initialised",
+                        dir.display()
+                    ))
+                } else {
+                    Error::io("cannot create catalog", &path, e)
+                }
+            })?;
+        let conn = open_connection(&path)?;
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        conn.execute(
+            "INSERT INTO vault VALUES (1, ?1, ?2, ?3, ?4, ?5, strftime('%s','now'))",
+            params![
+                info.vault_id.to_string(),
+                info.address,
+                info.fingerprint,
+                serde_json::to_string(&info.wrapped_key).expect("key serialises"),
+                info.chunker
+            ],
+        )?;
+        Ok(Catalog {
+            conn,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Open the existing catalog in `dir`.
+    pub fn open(dir: &Path, vault_address: &str) -> Result<Catalog> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(Error::missing(format!(
+                "no catalog in {} for vault {vault_address}: run `tapevault init --vault {vault_address}` for a new vault",
+                dir.display()
+            )));
+        }
+        let conn = open_connection(&path)
+            .map_err(|e| e.context(format!("catalog {} is unreadable", path.display())))?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(|e| Error::corrupt(format!("catalog {} is damaged: {e}", path.display())))?;
+        if version != SCHEMA_VERSION {
+            return Err(Error::corrupt(format!(
+                "catalog {} has schema version {version}, this build reads {SCHEMA_VERSION}",
+                path.display()
+            )));
+        }
+        Ok(Catalog {
+            conn,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// A second connection to the same catalog (for worker threads).
+    pub fn reopen(&self) -> Result<Catalog> {
+        Ok(Catalog {
+            conn: open_connection(&self.dir.join(DB_FILE))?,
+            dir: self.dir.clone(),
+        })
+    }
+
+    /// The catalog directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The vault this catalog belongs to.
+    pub fn vault_info(&self) -> Result<VaultInfo> {
+        let row = self.conn.query_row(
+            "SELECT vault_id, address, fingerprint, wrapped_key, chunker FROM vault",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            },
+        )?;
+        Ok(VaultInfo {
+            vault_id: VaultId::parse(&row.0)?,
+            address: row.1,
+            fingerprint: row.2,
+            wrapped_key: serde_json::from_str(&row.3)
+                .map_err(|e| Error::corrupt(format!("catalog wrapped key: {e}")))?,
+            chunker: row.4,
+        })
+    }
+
+    /// The sequence number the next volume gets.
+    pub fn next_sequence(&self) -> Result<u64> {
+        let max: Option<i64> =
+            self.conn
+                .query_row("SELECT max(sequence) FROM volumes", [], |r| r.get(0))?;
+        Ok(max.unwrap_or(0) as u64 + 1)
+    }
+
+    /// Is this chunk stored in a sealed volume that is not known lost or damaged?
+    pub fn has_blob(&self, id: &ChunkId, kind: BlobKind) -> Result<bool> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT 1 FROM blobs b JOIN packs p ON p.id = b.pack JOIN volumes v ON v.sequence = p.sequence
+             WHERE b.chunk_id = ?1 AND b.kind = ?2 AND v.state = 'sealed'",
+        )?;
+        Ok(stmt.exists(params![&id.0[..], kind.code()])?)
+    }
+
+    /// Where a blob is, if stored.
+    pub fn blob_location(&self, id: &ChunkId, kind: BlobKind) -> Result<Option<BlobLocation>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT p.sequence, p.number, b.position, b.offset, b.sealed_len, b.plain_len
+             FROM blobs b JOIN packs p ON p.id = b.pack WHERE b.chunk_id = ?1 AND b.kind = ?2",
+        )?;
+        Ok(stmt
+            .query_row(params![&id.0[..], kind.code()], |r| {
+                Ok(BlobLocation {
+                    sequence: r.get::<_, i64>(0)? as u64,
+                    pack: r.get(1)?,
+                    position: r.get(2)?,
+                    offset: r.get::<_, i64>(3)? as u64,
+                    sealed_len: r.get(4)?,
+                    plain_len: r.get(5)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Every volume, in sequence order.
+    pub fn volumes(&self) -> Result<Vec<VolumeRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT sequence, volume_id, name, state, bytes, blake3, created FROM volumes ORDER BY sequence",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (sequence, id, name, state, bytes, blake3, created) = row?;
+            out.push(VolumeRow {
+                sequence: sequence as u64,
+                volume_id: VolumeId::parse(&id)?,
+                name,
+                state,
+                bytes: bytes as u64,
+                blake3,
+                created,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The set list written into each new volume's index.
+    pub fn volume_set(&self) -> Result<Vec<SetEntry>> {
+        Ok(self
+            .volumes()?
+            .into_iter()
+            .map(|v| SetEntry {
+                sequence: v.sequence,
+                volume_id: v.volume_id,
+            })
+            .collect())
+    }
+
+    /// Drop what a crashed run left: snapshots that never completed and their nodes.
+    pub fn discard_pending(&mut self) -> Result<usize> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM nodes WHERE snapshot IN (SELECT id FROM snapshots WHERE state = 'pending')",
+            [],
+        )?;
+        let n = tx.execute("DELETE FROM snapshots WHERE state = 'pending'", [])?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Register a snapshot that is being written; it is invisible until completed.
+    pub fn begin_snapshot(&mut self, id: &SnapshotId) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO snapshots(id, state) VALUES (?1, 'pending')",
+            params![id.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Add nodes of a pending snapshot (one transaction per batch).
+    pub fn add_nodes(&mut self, id: &SnapshotId, nodes: &[Node]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt =
+                tx.prepare_cached("INSERT INTO nodes(snapshot, path, node) VALUES (?1, ?2, ?3)")?;
+            let sid = id.to_string();
+            for node in nodes {
+                let json = serde_json::to_string(node).expect("node serialises");
+                stmt.execute(params![sid, &node.path.0, json])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Record a sealed volume, its packs and blobs, and the snapshot it completes, atomically.
+    pub fn record_volume(
+        &mut self,
+        volume: &VolumeRow,
+        packs: &[IndexPack],
+        completes: Option<&SnapshotRecord>,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO volumes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                volume.sequence as i64,
+                volume.volume_id.to_string(),
+                volume.name,
+                volume.state,
+                volume.bytes as i64,
+                volume.blake3,
+                volume.created
+            ],
+        )?;
+        {
+            let mut pack_stmt = tx.prepare_cached(
+                "INSERT INTO packs(sequence, number, offset, length) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut blob_stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO blobs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for pack in packs {
+                pack_stmt.execute(params![
+                    volume.sequence as i64,
+                    pack.number,
+                    pack.offset as i64,
+                    pack.length as i64
+                ])?;
+                let pack_id = tx.last_insert_rowid();
+                for (position, blob) in pack.blobs.iter().enumerate() {
+                    blob_stmt.execute(params![
+                        &blob.id.0[..],
+                        blob.kind.code(),
+                        pack_id,
+                        position as i64,
+                        blob.offset as i64,
+                        blob.sealed_len,
+                        blob.plain_len
+                    ])?;
+                }
+            }
+        }
+        if let Some(record) = completes {
+            let json = serde_json::to_string(record).expect("snapshot serialises");
+            let updated = tx.execute(
+                "UPDATE snapshots SET state = 'complete', sequence = ?2, record = ?3 WHERE id = ?1",
+                params![record.id.to_string(), volume.sequence as i64, json],
+            )?;
+            if updated != 1 {
+                return Err(Error::corrupt(format!(
+                    "snapshot {} was not pending",
+                    record.id
+                )));
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Complete snapshots, oldest first (by volume sequence, never by clock).
+    pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT record FROM snapshots WHERE state = 'complete' ORDER BY sequence")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(
+                serde_json::from_str(&row?)
+                    .map_err(|e| Error::corrupt(format!("catalog snapshot record: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Resolve `latest` or a unique id prefix.
+    pub fn find_snapshot(&self, selector: &str) -> Result<SnapshotRecord> {
+        let all = self.snapshots()?;
+        if selector == "latest" {
+            return all.into_iter().next_back().ok_or_else(|| {
+                Error::missing("the vault has no snapshots yet: run `tapevault backup` first")
+            });
+        }
+        let wanted = selector.to_ascii_lowercase();
+        let mut matches: Vec<SnapshotRecord> = all
+            .into_iter()
+            .filter(|s| s.id.to_string().starts_with(&wanted))
+            .collect();
+        match matches.len() {
+            0 => Err(Error::missing(format!(
+                "no snapshot matches {selector:?}: `tapevault snapshots` lists them"
+            ))),
+            1 => Ok(matches.remove(0)),
+            n => Err(Error::usage(format!(
+                "snapshot id {selector:?} is ambiguous: it matches {n} snapshots; give more characters"
+            ))),
+        }
+    }
+
+    /// A node of a snapshot by exact path.
+    pub fn node(&self, snapshot: &SnapshotId, path: &PathBytes) -> Result<Option<Node>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT node FROM nodes WHERE snapshot = ?1 AND path = ?2 LIMIT 1")?;
+        let json: Option<String> = stmt
+            .query_row(params![snapshot.to_string(), &path.0], |r| r.get(0))
+            .optional()?;
+        json.map(|j| decode_node(&j)).transpose()
+    }
+
+    /// Visit a snapshot's nodes in path order (parents before children).
+    pub fn for_each_node(
+        &self,
+        snapshot: &SnapshotId,
+        mut visit: impl FnMut(Node) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT node FROM nodes WHERE snapshot = ?1 ORDER BY path")?;
+        let mut rows = stmt.query(params![snapshot.to_string()])?;
+        while let Some(row) = rows.next()? {
+            visit(decode_node(&row.get::<_, String>(0)?)?)?;
+        }
+        Ok(())
+    }
+}
+
+fn decode_node(json: &str) -> Result<Node> {
+    serde_json::from_str(json).map_err(|e| Error::corrupt(format!("catalog node: {e}")))
+}
+
+/// The default catalog folder for a vault: `$XDG_STATE_HOME/tapevault/<hash of address>`.
+pub fn default_dir(vault_address: &str) -> Result<PathBuf> {
+    let base = match std::env::var_os("XDG_STATE_HOME") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => {
+            let home = std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .ok_or_else(|| {
+                    Error::usage("neither XDG_STATE_HOME nor HOME is set: pass --catalog DIR")
+                })?;
+            PathBuf::from(home).join(".local/state")
+        }
+    };
+    let tag = &blake3::hash(vault_address.as_bytes()).to_hex()[..16];
+    Ok(base.join("tapevault").join(tag))
+}
+
+/// Holds the catalog's run lock until dropped (the kernel releases it if the process dies).
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+/// Take the exclusive run lock of a catalog, or fail at once naming the holder (exit 6).
+pub fn lock(dir: &Path) -> Result<RunLock> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(at("cannot open lock", &path))?;
+    if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        return Err(Error::new(
+            ErrorKind::Busy,
+            format!("the vault is in use by another run ({})", holder.trim()),
+        ));
+    }
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    let since = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "pid {} on {host} since {since}", std::process::id());
+    let _ = file.flush();
+    Ok(RunLock { _file: file })
+}

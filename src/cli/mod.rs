@@ -1,0 +1,241 @@
+//! The command-line shell: parse → options → library call → render → exit code.
+//!
+//! The only code that knows clap, environment variables, terminals and
+//! JSON output. Every failure is printed as one line on stderr.
+
+mod args;
+mod exit;
+mod generate;
+mod render;
+mod secret;
+
+pub use args::Cli;
+pub use generate::pages as man_pages;
+
+use crate::catalog::{self, Catalog};
+use crate::error::{Error, Result};
+use crate::vault::{self, Vault};
+use args::{Command, Global};
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Run the CLI with the process's arguments.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("tapevault: error: {err}");
+            ExitCode::from(exit::for_error(err.kind()))
+        }
+    }
+}
+
+struct Context {
+    global: Global,
+    address: String,
+    catalog_dir: PathBuf,
+}
+
+impl Context {
+    fn new(global: Global) -> Result<Context> {
+        let address = global.vault.clone().ok_or_else(|| {
+            Error::usage("no vault given: pass --vault dir:/path or set TAPEVAULT_VAULT")
+        })?;
+        // Refuse an unusable address before anything else happens.
+        vault::open_vault(&address)?;
+        let catalog_dir = match &global.catalog {
+            Some(dir) => dir.clone(),
+            None => catalog::default_dir(&address)?,
+        };
+        Ok(Context {
+            global,
+            address,
+            catalog_dir,
+        })
+    }
+
+    fn vault(&self) -> Result<Box<dyn Vault>> {
+        vault::open_vault(&self.address)
+    }
+
+    fn catalog(&self) -> Result<Catalog> {
+        let catalog = Catalog::open(&self.catalog_dir, &self.address)?;
+        let info = catalog.vault_info()?;
+        if info.address != self.address {
+            eprintln!(
+                "tapevault: note: catalog {} was made for {}, used here with {}",
+                self.catalog_dir.display(),
+                info.address,
+                self.address
+            );
+        }
+        Ok(catalog)
+    }
+
+    fn passphrase(&self, confirm: bool) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        secret::passphrase(self.global.passphrase_file.as_deref(), confirm)
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    if let Command::Generate(args) = &cli.command {
+        return generate::run(args).map(|()| exit::OK);
+    }
+    let ctx = Context::new(cli.global)?;
+    let out = render::Output {
+        json: ctx.global.json,
+        quiet: ctx.global.quiet,
+        verbose: ctx.global.verbose,
+    };
+    match cli.command {
+        Command::Init(args) => {
+            let kdf = crate::crypto::KdfParams::new(
+                args.kdf_memory.saturating_mul(1024),
+                args.kdf_iterations,
+                args.kdf_parallelism,
+            )?;
+            let passphrase = ctx.passphrase(true)?;
+            vault::create_dir_vault(&ctx.address)?;
+            let vault = ctx.vault()?;
+            let summary = crate::keys::init(vault.as_ref(), &ctx.catalog_dir, &passphrase, kdf)?;
+            out.init(&summary, &ctx.address);
+            Ok(exit::OK)
+        }
+        Command::Backup(args) => {
+            let vault = ctx.vault()?;
+            let mut catalog = ctx.catalog()?;
+            let _lock = catalog::lock(&ctx.catalog_dir)?;
+            let key = crate::keys::unlock(&catalog, &ctx.passphrase(false)?)?;
+            let excludes = args
+                .exclude
+                .iter()
+                .map(|g| {
+                    glob::Pattern::new(g).map_err(|e| Error::usage(format!("--exclude {g:?}: {e}")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let options = crate::backup::BackupOptions {
+                sources: args.paths,
+                volume_size_bytes: parse_size(&args.volume_size)?,
+                compression_level: args.compression_level,
+                walk: crate::source::WalkOptions {
+                    one_file_system: !args.cross_file_systems,
+                    excludes,
+                },
+                tags: args.tag,
+                threads: args.threads,
+            };
+            let summary = crate::backup::backup(vault.as_ref(), &mut catalog, &key, &options)?;
+            out.backup(&summary);
+            Ok(exit::for_report(false, !summary.warnings.is_empty()))
+        }
+        Command::Snapshots => {
+            let catalog = ctx.catalog()?;
+            out.snapshots(&catalog.snapshots()?);
+            Ok(exit::OK)
+        }
+        Command::Ls(args) => {
+            let catalog = ctx.catalog()?;
+            let snapshot = catalog.find_snapshot(&args.snapshot)?;
+            let prefix = args.path.as_deref().map(crate::source::node_path);
+            let mut nodes = Vec::new();
+            catalog.for_each_node(&snapshot.id, |node| {
+                let keep = match &prefix {
+                    None => true,
+                    Some(p) => {
+                        node.path == *p
+                            || (node.path.0.starts_with(&p.0)
+                                && node.path.0.get(p.0.len()) == Some(&b'/'))
+                    }
+                };
+                if keep {
+                    nodes.push(node);
+                }
+                Ok(())
+            })?;
+            out.ls(&snapshot, &nodes);
+            Ok(exit::OK)
+        }
+        Command::Restore(args) => {
+            let catalog = ctx.catalog()?;
+            if args.plan {
+                let plan = crate::restore::plan(&catalog, &args.snapshot, &args.include)?;
+                out.plan(&plan);
+                return Ok(exit::OK);
+            }
+            let vault = ctx.vault()?;
+            let key = crate::keys::unlock(&catalog, &ctx.passphrase(false)?)?;
+            let options = crate::restore::RestoreOptions {
+                snapshot: args.snapshot,
+                target: args.target.expect("clap requires --target without --plan"),
+                includes: args.include,
+                overwrite: args.overwrite,
+            };
+            let report = crate::restore::restore(vault.as_ref(), &catalog, &key, &options)?;
+            out.restore(&report);
+            Ok(exit::for_report(
+                report.has_damage(),
+                !report.warnings.is_empty(),
+            ))
+        }
+        Command::Volumes => {
+            let catalog = ctx.catalog()?;
+            let listing = ctx.vault()?.list()?;
+            out.volumes(&catalog.volumes()?, &listing);
+            Ok(exit::OK)
+        }
+        Command::Generate(_) => unreachable!("handled above"),
+    }
+}
+
+/// Parse a size like `4G`, `512M`, `18T` or `1048576` (binary units).
+pub fn parse_size(text: &str) -> Result<u64> {
+    let bad = || {
+        Error::usage(format!(
+            "size {text:?} is not a size: use a number with K, M, G or T, as in 4G"
+        ))
+    };
+    let trimmed = text.trim();
+    let upper = trimmed.to_ascii_uppercase();
+    let without_b = upper
+        .strip_suffix("IB")
+        .or_else(|| upper.strip_suffix('B'))
+        .unwrap_or(&upper);
+    let (digits, shift) = match without_b.chars().last() {
+        Some('K') => (&without_b[..without_b.len() - 1], 10),
+        Some('M') => (&without_b[..without_b.len() - 1], 20),
+        Some('G') => (&without_b[..without_b.len() - 1], 30),
+        Some('T') => (&without_b[..without_b.len() - 1], 40),
+        _ => (without_b, 0),
+    };
+    let number: u64 = digits.trim().parse().map_err(|_| bad())?;
+    number.checked_mul(1u64 << shift).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_suffixes() {
+        assert_eq!(parse_size("4M").unwrap(), 4 << 20);
+        assert_eq!(parse_size("4G").unwrap(), 4 << 30);
+        assert_eq!(parse_size("18T").unwrap(), 18 << 40);
+        assert_eq!(parse_size("512KiB").unwrap(), 512 << 10);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        for bad in ["", "G", "4X", "-1M", "99999999999T"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Text and `--json` rendering of every summary and report.
+
+use crate::backup::BackupSummary;
+use crate::catalog::VolumeRow;
+use crate::keys::InitSummary;
+use crate::model::{Node, NodeKind, SnapshotRecord};
+use crate::restore::{RestorePlan, RestoreReport};
+use crate::vault::Listing;
+use serde::Serialize;
+
+/// How to print.
+pub struct Output {
+    pub json: bool,
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+fn time(secs: i64) -> String {
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    humantime::format_rfc3339_seconds(when).to_string()
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+impl Output {
+    fn json(&self, value: &impl Serialize) {
+        // Serialising our own report types cannot fail.
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("report serialises")
+        );
+    }
+
+    pub fn init(&self, summary: &InitSummary, address: &str) {
+        if self.json {
+            return self.json(summary);
+        }
+        if !self.quiet {
+            println!("initialised vault {address}");
+            println!("vault id    {}", summary.vault_id);
+            println!("key         {} (fingerprint)", summary.fingerprint);
+            println!("catalog     {}", summary.catalog);
+            println!("keep the passphrase safe: without it the vault cannot be read");
+        }
+    }
+
+    pub fn backup(&self, summary: &BackupSummary) {
+        if self.json {
+            return self.json(summary);
+        }
+        for warning in &summary.warnings {
+            eprintln!("tapevault: warning: {warning}");
+        }
+        if self.quiet {
+            return;
+        }
+        for name in &summary.abandoned_volumes {
+            println!("note: {name} is an unfinished volume from an earlier run; it is not trusted");
+        }
+        let s = &summary.snapshot.stats;
+        println!("snapshot {} saved", summary.snapshot.id.short());
+        println!(
+            "files     {} new, {} changed, {} unchanged ({} in all, {} dirs, {} other)",
+            s.files_new, s.files_changed, s.files_unchanged, s.files, s.dirs, s.other
+        );
+        println!(
+            "data      {} read, {} new, {} written",
+            bytes(s.bytes),
+            bytes(s.bytes_added),
+            bytes(summary.bytes_written)
+        );
+        println!("volumes   {}", summary.volumes_written.join(" "));
+        println!("time      {:.1} s", summary.seconds);
+        if !summary.warnings.is_empty() {
+            println!(
+                "warnings  {} (listed above; the snapshot records them)",
+                summary.warnings.len()
+            );
+        }
+    }
+
+    pub fn snapshots(&self, snapshots: &[SnapshotRecord]) {
+        if self.json {
+            return self.json(&snapshots);
+        }
+        if self.quiet {
+            return;
+        }
+        println!(
+            "{:<10} {:<21} {:<14} {:>10}  paths",
+            "id", "time", "host", "size"
+        );
+        for s in snapshots {
+            let paths: Vec<String> = s.paths.iter().map(|p| p.escaped()).collect();
+            println!(
+                "{:<10} {:<21} {:<14} {:>10}  {}",
+                s.id.short(),
+                time(s.time),
+                s.host,
+                bytes(s.stats.bytes),
+                paths.join(" ")
+            );
+        }
+        println!("{} snapshots", snapshots.len());
+    }
+
+    pub fn ls(&self, snapshot: &SnapshotRecord, nodes: &[Node]) {
+        if self.json {
+            #[derive(Serialize)]
+            struct Listing<'a> {
+                snapshot: &'a SnapshotRecord,
+                nodes: &'a [Node],
+            }
+            return self.json(&Listing { snapshot, nodes });
+        }
+        for node in nodes {
+            let kind = match node.kind {
+                NodeKind::Dir => 'd',
+                NodeKind::File => '-',
+                NodeKind::Symlink => 'l',
+                NodeKind::Hardlink => 'h',
+                NodeKind::Fifo => 'p',
+            };
+            let mut line = format!(
+                "{kind} {:04o} {:>10} {} /{}",
+                node.mode,
+                node.size,
+                time(node.mtime_ns / 1_000_000_000),
+                node.path.escaped()
+            );
+            if let Some(target) = &node.target {
+                line.push_str(&format!(" -> {}", target.escaped()));
+            }
+            println!("{line}");
+        }
+    }
+
+    pub fn plan(&self, plan: &RestorePlan) {
+        if self.json {
+            return self.json(plan);
+        }
+        println!("volumes to read, in order:");
+        for v in &plan.volumes {
+            println!(
+                "  #{:<6} {:<28} {:>10}  {}",
+                v.sequence,
+                v.name,
+                bytes(v.bytes),
+                v.state
+            );
+        }
+        let total: u64 = plan.volumes.iter().map(|v| v.bytes).sum();
+        println!("{} volumes, {} to read", plan.volumes.len(), bytes(total));
+        if plan.unknown_chunks > 0 {
+            println!(
+                "{} chunks are in no known volume: those files will be reported damaged",
+                plan.unknown_chunks
+            );
+        }
+    }
+
+    pub fn restore(&self, report: &RestoreReport) {
+        if self.json {
+            return self.json(report);
+        }
+        for e in &report.volume_errors {
+            eprintln!("tapevault: damage: {e}");
+        }
+        for d in &report.damaged {
+            let ranges: Vec<String> = d.missing.iter().map(|(a, b)| format!("{a}-{b}")).collect();
+            let kept = d
+                .kept_as
+                .as_deref()
+                .map(|k| format!("; incomplete copy left as /{k}"))
+                .unwrap_or_default();
+            eprintln!(
+                "tapevault: damaged: /{}: {} (bytes {}){kept}",
+                d.path,
+                d.reason,
+                ranges.join(", ")
+            );
+        }
+        for r in &report.refused {
+            eprintln!("tapevault: refused: /{}: {}", r.path, r.reason);
+        }
+        for w in &report.warnings {
+            eprintln!("tapevault: warning: {w}");
+        }
+        if self.quiet {
+            return;
+        }
+        println!(
+            "restored {} files ({}) and {} other entries from {} volumes",
+            report.files,
+            bytes(report.bytes),
+            report.other,
+            report.volumes_read.len()
+        );
+        if report.has_damage() {
+            println!(
+                "NOT EXACT: {} files damaged, {} entries refused (listed above)",
+                report.damaged.len(),
+                report.refused.len()
+            );
+        } else if self.verbose > 0 {
+            println!("every restored file matches its recorded BLAKE3");
+        }
+    }
+
+    pub fn volumes(&self, volumes: &[VolumeRow], listing: &Listing) {
+        let abandoned: Vec<&String> = listing.partial.iter().collect();
+        let missing: Vec<&VolumeRow> = volumes
+            .iter()
+            .filter(|v| !listing.sealed.contains(&v.name))
+            .collect();
+        if self.json {
+            #[derive(Serialize)]
+            struct Volumes<'a> {
+                volumes: &'a [VolumeRow],
+                missing: Vec<&'a str>,
+                abandoned: Vec<&'a String>,
+            }
+            return self.json(&Volumes {
+                volumes,
+                missing: missing.iter().map(|v| v.name.as_str()).collect(),
+                abandoned,
+            });
+        }
+        println!(
+            "{:<7} {:<28} {:<9} {:>10}  created",
+            "seq", "name", "state", "size"
+        );
+        for v in volumes {
+            let state = if missing.iter().any(|m| m.name == v.name) {
+                "MISSING"
+            } else {
+                v.state.as_str()
+            };
+            println!(
+                "{:<7} {:<28} {:<9} {:>10}  {}",
+                v.sequence,
+                v.name,
+                state,
+                bytes(v.bytes),
+                time(v.created)
+            );
+        }
+        for name in abandoned {
+            println!("{:<7} {:<28} {:<9}", "-", name, "abandoned");
+        }
+    }
+}

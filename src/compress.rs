@@ -1,0 +1,77 @@
+//! Compression (stage 5): zstd at a chosen level, or raw when a chunk does not shrink.
+//!
+//! The output starts with one codec byte so that the reader never guesses.
+//! Decompression is bounded by the expected plain length, so a hostile frame
+//! claiming a terabyte cannot make the reader allocate it.
+//! Does not know about keys, ids or media.
+
+use crate::error::{Error, Result};
+
+/// Codec byte: stored as is.
+pub const CODEC_RAW: u8 = 0;
+/// Codec byte: one zstd frame.
+pub const CODEC_ZSTD: u8 = 1;
+/// Default zstd level.
+pub const DEFAULT_LEVEL: i32 = 3;
+
+/// Compress `plain`, returning codec byte + payload; raw when zstd does not help.
+pub fn compress(plain: &[u8], level: i32) -> Vec<u8> {
+    if let Ok(packed) = zstd::bulk::compress(plain, level) {
+        if packed.len() < plain.len() {
+            let mut out = Vec::with_capacity(packed.len() + 1);
+            out.push(CODEC_ZSTD);
+            out.extend_from_slice(&packed);
+            return out;
+        }
+    }
+    let mut out = Vec::with_capacity(plain.len() + 1);
+    out.push(CODEC_RAW);
+    out.extend_from_slice(plain);
+    out
+}
+
+/// Undo [`compress`]; `plain_len` is the exact expected length (from the encrypted header).
+pub fn decompress(encoded: &[u8], plain_len: usize) -> Result<Vec<u8>> {
+    let (codec, payload) = encoded
+        .split_first()
+        .ok_or_else(|| Error::corrupt("empty compressed blob"))?;
+    let plain = match *codec {
+        CODEC_RAW => payload.to_vec(),
+        CODEC_ZSTD => zstd::bulk::decompress(payload, plain_len)
+            .map_err(|e| Error::corrupt(format!("zstd: {e}")))?,
+        other => return Err(Error::corrupt(format!("unknown codec {other}"))),
+    };
+    if plain.len() != plain_len {
+        return Err(Error::corrupt(format!(
+            "decompressed {} bytes where {plain_len} were recorded",
+            plain.len()
+        )));
+    }
+    Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_raw_and_zstd() {
+        let text = b"abc".repeat(10_000);
+        let packed = compress(&text, 3);
+        assert_eq!(packed[0], CODEC_ZSTD);
+        assert_eq!(decompress(&packed, text.len()).unwrap(), text);
+        let noise: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let stored = compress(&noise, 3);
+        assert_eq!(decompress(&stored, noise.len()).unwrap(), noise);
+    }
+
+    #[test]
+    fn t42_lying_lengths_are_refused_not_allocated() {
+        let bomb = compress(&vec![0u8; 1 << 20], 3);
+        assert!(decompress(&bomb, 1000).is_err());
+        assert!(decompress(&[9, 1, 2], 2).is_err());
+        assert!(decompress(&[], 0).is_err());
+    }
+}

@@ -1,0 +1,38 @@
+//! tapevault: tape-style offsite backup.
+//!
+//! Glossary: a **vault** holds **volumes** (tar streams sized for a medium);
+//! a volume holds a plaintext **label**, **packs** of encrypted **blobs**, and
+//! an encrypted **index**. A **chunk** is a content-defined piece of a file;
+//! sealed, it is a blob. A **snapshot** is one backup run: its **nodes**
+//! (files, folders, links) are encoded into tree blobs. The **catalog** is a
+//! local SQLite cache of what is where.
+//!
+//! ```text
+//! backup:  source ─▶ chunk ─▶ id + dedup ─▶ compress ─▶ crypto ─▶ pack ─▶ volume ─▶ vault
+//!                                    └─ catalog (SQLite)
+//! restore: plan (media order) ─▶ volume ─▶ pack ─▶ crypto ─▶ compress ─▶ target (checked)
+//! ```
+//!
+//! The CLI (`cli`) is a thin layer over [`backup::backup`], [`restore::restore`]
+//! and friends, which take options and return summaries and reports.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod backup;
+pub mod catalog;
+pub mod chunk;
+pub mod cli;
+pub mod compress;
+pub mod crypto;
+pub mod error;
+pub mod ids;
+pub mod keys;
+pub mod model;
+pub mod pack;
+pub mod restore;
+pub mod source;
+pub mod target;
+pub mod vault;
+pub mod volume;
+
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,755 @@
+//! The restore operation: plan in media order, read each volume once, write safely, check.
+//!
+//! The plan groups every needed chunk by volume (in sequence order) and pack,
+//! so each volume is read front to back once. Each blob is authenticated,
+//! decompressed and checked against its chunk id before it is written into
+//! its files at their offsets (holes stay holes). A file gets its real name
+//! only after its whole-file BLAKE3 matches; a file that cannot be restored
+//! exactly is left as `NAME.tapevault-partial` (mode 0600) and reported with
+//! the byte ranges it lacks. Damage never stops the rest of the restore.
+
+use crate::catalog::{BlobLocation, Catalog, VolumeRow};
+use crate::crypto::{BlobKind, MasterKey};
+use crate::error::{Error, ErrorKind, Result};
+use crate::ids::{ChunkId, SnapshotId};
+use crate::model::{Node, NodeKind, PathBytes};
+use crate::pack::PackEntry;
+use crate::target::{self, Target};
+use crate::vault::Vault;
+use crate::volume::{Label, VolumeReader};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+/// Suffix of a file that could not be restored exactly.
+pub const PARTIAL_SUFFIX: &str = ".tapevault-partial";
+
+/// What to restore and where.
+pub struct RestoreOptions {
+    /// Snapshot selector: `latest` or an id prefix.
+    pub snapshot: String,
+    /// Folder to restore into (the snapshot's absolute paths are recreated under it).
+    pub target: PathBuf,
+    /// Only these subtrees (absolute source paths); empty = everything.
+    pub includes: Vec<PathBuf>,
+    /// Replace existing entries (never following symlinks).
+    pub overwrite: bool,
+}
+
+/// A file that was not restored exactly.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FileDamage {
+    /// The file's path in the snapshot (escaped).
+    pub path: String,
+    /// Byte ranges `[start, end)` that could not be restored.
+    pub missing: Vec<(u64, u64)>,
+    /// Why.
+    pub reason: String,
+    /// Where the incomplete copy was left, if anywhere.
+    pub kept_as: Option<String>,
+}
+
+/// An entry that was refused (unsafe name, escape attempt, conflict).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Refusal {
+    /// The entry's path in the snapshot (escaped).
+    pub path: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// What a restore did.
+#[derive(Debug, Default, Serialize)]
+pub struct RestoreReport {
+    /// Snapshot restored.
+    pub snapshot: Option<SnapshotId>,
+    /// Regular files restored exactly.
+    pub files: u64,
+    /// Folders, links and other entries restored.
+    pub other: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+    /// Volumes read, in order.
+    pub volumes_read: Vec<String>,
+    /// Files that are not exact.
+    pub damaged: Vec<FileDamage>,
+    /// Entries refused.
+    pub refused: Vec<Refusal>,
+    /// Volume-level problems (missing, wrong, unreadable).
+    pub volume_errors: Vec<String>,
+    /// Attributes that could not be applied.
+    pub warnings: Vec<String>,
+}
+
+impl RestoreReport {
+    /// True when some data is missing or wrong (exit 4).
+    pub fn has_damage(&self) -> bool {
+        !self.damaged.is_empty() || !self.refused.is_empty() || !self.volume_errors.is_empty()
+    }
+}
+
+struct PendingFile {
+    node: Node,
+    parent: Vec<u8>,
+    name: Vec<u8>,
+    temp: Vec<u8>,
+    missing: Vec<(u64, u64)>,
+    reason: Option<String>,
+}
+
+/// The volumes and packs a restore must read, in media order.
+#[derive(Debug, Default, Serialize)]
+pub struct RestorePlan {
+    /// Per volume (sequence order): the name and how many bytes of packs are read.
+    pub volumes: Vec<PlannedVolume>,
+    /// Chunks the catalog does not know (reported as damage).
+    pub unknown_chunks: usize,
+}
+
+/// One volume of a plan.
+#[derive(Debug, Serialize)]
+pub struct PlannedVolume {
+    /// Sequence.
+    pub sequence: u64,
+    /// Object name.
+    pub name: String,
+    /// Bytes of packs needed from it.
+    pub bytes: u64,
+    /// Catalog state of the volume.
+    pub state: String,
+}
+
+type ChunkTargets = HashMap<ChunkId, Vec<(usize, u64)>>;
+type PackPlan = BTreeMap<u64, BTreeMap<u32, Vec<(ChunkId, BlobLocation)>>>;
+
+fn parent_and_name(path: &PathBytes) -> (Vec<u8>, Vec<u8>) {
+    match path.0.iter().rposition(|b| *b == b'/') {
+        Some(at) => (path.0[..at].to_vec(), path.0[at + 1..].to_vec()),
+        None => (Vec::new(), path.0.clone()),
+    }
+}
+
+fn selected(path: &PathBytes, includes: &[PathBytes]) -> bool {
+    includes.is_empty()
+        || includes.iter().any(|inc| {
+            let under =
+                |a: &[u8], b: &[u8]| a == b || (a.starts_with(b) && a.get(b.len()) == Some(&b'/'));
+            under(&path.0, &inc.0) || under(&inc.0, &path.0) || inc.0.is_empty()
+        })
+}
+
+/// Plan the volumes a restore of `snapshot` (limited to `includes`) reads.
+pub fn plan(catalog: &Catalog, snapshot: &str, includes: &[PathBuf]) -> Result<RestorePlan> {
+    let record = catalog.find_snapshot(snapshot)?;
+    let includes: Vec<PathBytes> = includes
+        .iter()
+        .map(|p| crate::source::node_path(p))
+        .collect();
+    let mut chunks = HashSet::new();
+    catalog.for_each_node(&record.id, |node| {
+        if node.kind == NodeKind::File && selected(&node.path, &includes) {
+            chunks.extend(node.chunks.iter().map(|c| c.id));
+        }
+        Ok(())
+    })?;
+    let (packs, unknown) = locate(catalog, chunks.into_iter())?;
+    let volumes: HashMap<u64, VolumeRow> = catalog
+        .volumes()?
+        .into_iter()
+        .map(|v| (v.sequence, v))
+        .collect();
+    let mut plan = RestorePlan {
+        unknown_chunks: unknown.len(),
+        ..RestorePlan::default()
+    };
+    for (sequence, per_pack) in packs {
+        let bytes = per_pack
+            .values()
+            .flatten()
+            .map(|(_, l)| u64::from(l.sealed_len))
+            .sum();
+        let (name, state) = volumes
+            .get(&sequence)
+            .map(|v| (v.name.clone(), v.state.clone()))
+            .unwrap_or_else(|| (format!("#{sequence}"), "unknown".into()));
+        plan.volumes.push(PlannedVolume {
+            sequence,
+            name,
+            bytes,
+            state,
+        });
+    }
+    Ok(plan)
+}
+
+fn locate(
+    catalog: &Catalog,
+    chunks: impl Iterator<Item = ChunkId>,
+) -> Result<(PackPlan, Vec<ChunkId>)> {
+    let mut plan = PackPlan::new();
+    let mut unknown = Vec::new();
+    for id in chunks {
+        match catalog.blob_location(&id, BlobKind::Data)? {
+            Some(loc) => plan
+                .entry(loc.sequence)
+                .or_default()
+                .entry(loc.pack)
+                .or_default()
+                .push((id, loc)),
+            None => unknown.push(id),
+        }
+    }
+    Ok((plan, unknown))
+}
+
+/// Restore a snapshot into `options.target`.
+pub fn restore(
+    vault: &dyn Vault,
+    catalog: &Catalog,
+    key: &MasterKey,
+    options: &RestoreOptions,
+) -> Result<RestoreReport> {
+    let record = catalog.find_snapshot(&options.snapshot)?;
+    let info = catalog.vault_info()?;
+    let includes: Vec<PathBytes> = options
+        .includes
+        .iter()
+        .map(|p| crate::source::node_path(p))
+        .collect();
+    let mut report = RestoreReport {
+        snapshot: Some(record.id),
+        ..RestoreReport::default()
+    };
+
+    let mut nodes = Vec::new();
+    catalog.for_each_node(&record.id, |node| {
+        if selected(&node.path, &includes) {
+            nodes.push(node);
+        }
+        Ok(())
+    })?;
+    let nodes = screen(nodes, &mut report);
+
+    let is_symlink =
+        std::fs::symlink_metadata(&options.target).is_ok_and(|m| m.file_type().is_symlink());
+    if is_symlink {
+        return Err(Error::usage(format!(
+            "restore target {} is a symlink; give the real folder",
+            options.target.display()
+        )));
+    }
+    let mut target = Target::open(&options.target)
+        .map_err(|e| Error::io("cannot open restore target", &options.target, e))?;
+    if !options.overwrite {
+        let empty = target
+            .is_empty()
+            .map_err(|e| Error::io("cannot read restore target", &options.target, e))?;
+        if !empty {
+            check_conflicts(&mut target, &nodes, &options.target)?;
+        }
+    }
+
+    let mut files: Vec<PendingFile> = Vec::new();
+    let mut restored_dirs = Vec::new();
+    for node in &nodes {
+        let (parent, name) = parent_and_name(&node.path);
+        let escaped = node.path.escaped();
+        if node.path.0.is_empty() {
+            continue;
+        }
+        let step = (|| -> std::io::Result<()> {
+            let dir = target.dir(&parent)?;
+            match node.kind {
+                NodeKind::Dir => {
+                    target::make_dir(&dir, &name, options.overwrite)?;
+                    restored_dirs.push(node.clone());
+                }
+                NodeKind::File => {
+                    let (file, temp) = target::create_temp(&dir, &name)?;
+                    file.set_len(node.size)?;
+                    files.push(PendingFile {
+                        node: node.clone(),
+                        parent: parent.clone(),
+                        name: name.clone(),
+                        temp,
+                        missing: Vec::new(),
+                        reason: None,
+                    });
+                }
+                _ => {}
+            }
+            Ok(())
+        })();
+        if let Err(err) = step {
+            report.refused.push(Refusal {
+                path: escaped,
+                reason: err.to_string(),
+            });
+        }
+    }
+
+    // Which file offsets each chunk fills.
+    let mut wanted: ChunkTargets = HashMap::new();
+    for (index, file) in files.iter().enumerate() {
+        for chunk in &file.node.chunks {
+            wanted
+                .entry(chunk.id)
+                .or_default()
+                .push((index, chunk.offset));
+        }
+    }
+    let (packs, unknown) = locate(catalog, wanted.keys().copied())?;
+    for id in unknown {
+        mark_missing(&mut files, &wanted, &id, "chunk not in the catalog");
+    }
+    let volumes: HashMap<u64, VolumeRow> = catalog
+        .volumes()?
+        .into_iter()
+        .map(|v| (v.sequence, v))
+        .collect();
+    let keys = ReadKeys {
+        vault_id: info.vault_id,
+        master: key,
+        ids: key.chunk_id_key(),
+    };
+    for (sequence, per_pack) in &packs {
+        let Some(volume) = volumes.get(sequence) else {
+            report
+                .volume_errors
+                .push(format!("volume #{sequence} is not in the catalog"));
+            for (id, _) in per_pack.values().flatten() {
+                mark_missing(&mut files, &wanted, id, "volume unknown");
+            }
+            continue;
+        };
+        let mut done: HashSet<ChunkId> = HashSet::new();
+        let outcome = read_volume(
+            vault,
+            volume,
+            &keys,
+            per_pack,
+            &mut report.volume_errors,
+            |id, plain| {
+                done.insert(*id);
+                for (index, offset) in wanted.get(id).map(Vec::as_slice).unwrap_or(&[]) {
+                    let file = &files[*index];
+                    let write = target.dir(&file.parent).and_then(|dir| {
+                        target::open_file(&dir, &file.temp, true)?.write_all_at(plain, *offset)
+                    });
+                    if let Err(err) = write {
+                        let file = &mut files[*index];
+                        file.missing.push((*offset, offset + plain.len() as u64));
+                        file.reason.get_or_insert(format!("cannot write: {err}"));
+                    } else {
+                        report.bytes += plain.len() as u64;
+                    }
+                }
+            },
+        );
+        report.volumes_read.push(volume.name.clone());
+        if let Err(err) = outcome {
+            report
+                .volume_errors
+                .push(format!("volume {} (#{sequence}): {err}", volume.name));
+        }
+        for (id, _) in per_pack.values().flatten() {
+            if !done.contains(id) {
+                mark_missing(
+                    &mut files,
+                    &wanted,
+                    id,
+                    &format!("damaged or missing in volume {}", volume.name),
+                );
+            }
+        }
+    }
+
+    let mut restored_files: HashSet<Vec<u8>> = HashSet::new();
+    for file in files {
+        if let Some(path) = finish_file(&mut target, file, &mut report) {
+            restored_files.insert(path);
+        }
+    }
+    for node in &nodes {
+        let result = match node.kind {
+            NodeKind::Hardlink => restore_hardlink(&mut target, node, &restored_files),
+            NodeKind::Symlink | NodeKind::Fifo => restore_special(&mut target, node),
+            _ => continue,
+        };
+        match result {
+            Ok(()) => report.other += 1,
+            Err(reason) => report.refused.push(Refusal {
+                path: node.path.escaped(),
+                reason,
+            }),
+        }
+    }
+    // Folders last, deepest first, so setting their times and modes sticks.
+    for node in restored_dirs.iter().rev() {
+        let (parent, name) = parent_and_name(&node.path);
+        let applied = target.dir(&parent).and_then(|dir| {
+            let fd = rustix::fs::openat(
+                &dir,
+                &name[..],
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::NOFOLLOW,
+                rustix::fs::Mode::empty(),
+            )?;
+            apply_attributes(&std::fs::File::from(fd), node)
+        });
+        match applied {
+            Ok(()) => report.other += 1,
+            Err(err) => report.warnings.push(format!(
+                "{}: attributes not applied: {err}",
+                node.path.escaped()
+            )),
+        }
+    }
+    Ok(report)
+}
+
+/// Refuse unsafe names, duplicates and entries whose parent is not a restored folder.
+fn screen(nodes: Vec<Node>, report: &mut RestoreReport) -> Vec<Node> {
+    let mut duplicate: HashSet<Vec<u8>> = HashSet::new();
+    for pair in nodes.windows(2) {
+        if pair[0].path == pair[1].path {
+            duplicate.insert(pair[0].path.0.clone());
+        }
+    }
+    let mut dirs: HashSet<Vec<u8>> = HashSet::new();
+    dirs.insert(Vec::new());
+    let mut kept = Vec::new();
+    for node in nodes {
+        let path = node.path.escaped();
+        if node.path.0.is_empty() {
+            continue;
+        }
+        if let Some(why) = node.path.components().find_map(target::unsafe_component) {
+            report.refused.push(Refusal {
+                path,
+                reason: format!("unsafe name ({why})"),
+            });
+            continue;
+        }
+        if duplicate.contains(&node.path.0) {
+            report.refused.push(Refusal {
+                path,
+                reason: "duplicate name in the snapshot".into(),
+            });
+            continue;
+        }
+        let (parent, _) = parent_and_name(&node.path);
+        if !dirs.contains(&parent) {
+            report.refused.push(Refusal {
+                path,
+                reason: "its parent is not a folder of this restore".into(),
+            });
+            continue;
+        }
+        if node.kind == NodeKind::Dir {
+            dirs.insert(node.path.0.clone());
+        }
+        kept.push(node);
+    }
+    kept
+}
+
+fn check_conflicts(target: &mut Target, nodes: &[Node], root: &std::path::Path) -> Result<()> {
+    let mut conflicts = Vec::new();
+    for node in nodes {
+        let (parent, name) = parent_and_name(&node.path);
+        let Ok(dir) = target.dir(&parent) else {
+            continue;
+        };
+        match target::lookup(&dir, &name) {
+            Ok(Some(rustix::fs::FileType::Directory)) if node.kind == NodeKind::Dir => {}
+            Ok(Some(_)) => conflicts.push(node.path.escaped()),
+            _ => {}
+        }
+    }
+    if let Some(first) = conflicts.first() {
+        return Err(Error::new(
+            ErrorKind::Io,
+            format!(
+                "refusing to overwrite {} existing entries under {} (first: /{first}); restore into an empty folder or pass --overwrite",
+                conflicts.len(),
+                root.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn mark_missing(files: &mut [PendingFile], wanted: &ChunkTargets, id: &ChunkId, reason: &str) {
+    for (index, offset) in wanted.get(id).map(Vec::as_slice).unwrap_or(&[]) {
+        let file = &mut files[*index];
+        let len = file
+            .node
+            .chunks
+            .iter()
+            .find(|c| c.id == *id && c.offset == *offset)
+            .map_or(0, |c| u64::from(c.len));
+        file.missing.push((*offset, offset + len));
+        file.reason.get_or_insert_with(|| reason.to_string());
+    }
+}
+
+/// What reading a volume needs to authenticate and check its blobs.
+struct ReadKeys<'a> {
+    vault_id: crate::ids::VaultId,
+    master: &'a MasterKey,
+    ids: crate::crypto::ChunkIdKey,
+}
+
+/// Read one volume front to back, handing every needed, verified chunk to `deliver`.
+fn read_volume(
+    vault: &dyn Vault,
+    volume: &VolumeRow,
+    keys: &ReadKeys<'_>,
+    per_pack: &BTreeMap<u32, Vec<(ChunkId, BlobLocation)>>,
+    errors: &mut Vec<String>,
+    mut deliver: impl FnMut(&ChunkId, &[u8]),
+) -> Result<()> {
+    let vault_id = keys.vault_id;
+    let mut reader = VolumeReader::new(vault.open(&volume.name)?);
+    let first = reader
+        .next_member()?
+        .ok_or_else(|| Error::corrupt("empty volume"))?;
+    if first.name != crate::volume::LABEL_MEMBER {
+        return Err(Error::corrupt("first member is not a label"));
+    }
+    let label = Label::decode(&reader.read_data(&first)?)?;
+    if label.vault_id != vault_id || label.volume_id != volume.volume_id {
+        return Err(Error::corrupt(format!(
+            "wrong volume: expected vault {vault_id} volume #{} id {}, found vault {} volume #{} id {}",
+            volume.sequence, volume.volume_id, label.vault_id, label.sequence, label.volume_id
+        )));
+    }
+    let volume_key = keys.master.volume_key(&volume.volume_id);
+    let last_needed = per_pack.keys().next_back().copied().unwrap_or(0);
+    while let Some(member) = reader.next_member()? {
+        let Some(number) = crate::volume::pack_number(&member.name) else {
+            continue;
+        };
+        let Some(blobs) = per_pack.get(&number) else {
+            if number > last_needed {
+                break;
+            }
+            continue;
+        };
+        let data = reader.read_data(&member)?;
+        let sealer = volume_key.pack_sealer(vault_id, number);
+        for (id, loc) in blobs {
+            let entry = PackEntry {
+                kind: BlobKind::Data,
+                id: *id,
+                position: loc.position,
+                offset: loc.offset,
+                sealed_len: loc.sealed_len,
+                plain_len: loc.plain_len,
+            };
+            match crate::pack::open_blob(&data, &entry, &sealer, &keys.ids) {
+                Ok(plain) => deliver(id, &plain),
+                Err(err) => errors.push(format!(
+                    "volume {} pack {number} blob {}: {err}",
+                    volume.name, loc.position
+                )),
+            }
+        }
+        if number == last_needed {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn merge(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    ranges.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (start, end) in ranges {
+        match out.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => out.push((start, end)),
+        }
+    }
+    out
+}
+
+/// Check a written file's hash and give it its real name, or leave it marked partial.
+fn finish_file(
+    target: &mut Target,
+    file: PendingFile,
+    report: &mut RestoreReport,
+) -> Option<Vec<u8>> {
+    let path = file.node.path.escaped();
+    let dir = match target.dir(&file.parent) {
+        Ok(dir) => dir,
+        Err(err) => {
+            report.damaged.push(FileDamage {
+                path,
+                missing: vec![(0, file.node.size)],
+                reason: err.to_string(),
+                kept_as: None,
+            });
+            return None;
+        }
+    };
+    let mut reason = file.reason.clone();
+    if reason.is_none() {
+        match target::open_file(&dir, &file.temp, false).and_then(|f| hash_file(&f)) {
+            Ok(hash) if Some(&hash) == file.node.hash.as_ref() => {}
+            Ok(_) => reason = Some("whole-file hash does not match the snapshot".into()),
+            Err(err) => reason = Some(format!("cannot read back: {err}")),
+        }
+    }
+    if let Some(reason) = reason {
+        let mut partial = file.name.clone();
+        partial.extend_from_slice(PARTIAL_SUFFIX.as_bytes());
+        let kept = target::rename(&dir, &file.temp, &partial).is_ok();
+        let mut missing = merge(file.missing);
+        if missing.is_empty() {
+            missing.push((0, file.node.size));
+        }
+        report.damaged.push(FileDamage {
+            path,
+            missing,
+            reason,
+            kept_as: kept.then(|| PathBytes(partial).escaped()),
+        });
+        return None;
+    }
+    let applied =
+        target::open_file(&dir, &file.temp, true).and_then(|f| apply_attributes(&f, &file.node));
+    if let Err(err) = applied {
+        report
+            .warnings
+            .push(format!("{path}: attributes not applied: {err}"));
+    }
+    match target::rename(&dir, &file.temp, &file.name) {
+        Ok(()) => {
+            report.files += 1;
+            Some(file.node.path.0)
+        }
+        Err(err) => {
+            let _ = rustix::fs::unlinkat(&dir, &file.temp[..], rustix::fs::AtFlags::empty());
+            report.refused.push(Refusal {
+                path,
+                reason: format!("cannot put in place: {err}"),
+            });
+            None
+        }
+    }
+}
+
+fn hash_file(file: &std::fs::File) -> std::io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+fn timestamps(node: &Node) -> rustix::fs::Timestamps {
+    let time = rustix::fs::Timespec {
+        tv_sec: node.mtime_ns.div_euclid(1_000_000_000),
+        tv_nsec: node.mtime_ns.rem_euclid(1_000_000_000) as _,
+    };
+    rustix::fs::Timestamps {
+        last_access: time,
+        last_modification: time,
+    }
+}
+
+/// Owner (as root), mode and mtime; set-id bits only when the owner was restored too.
+fn apply_attributes(file: &std::fs::File, node: &Node) -> std::io::Result<()> {
+    let mut mode = node.mode & 0o7777;
+    if is_root() {
+        rustix::fs::fchown(
+            file,
+            Some(rustix::fs::Uid::from_raw(node.uid)),
+            Some(rustix::fs::Gid::from_raw(node.gid)),
+        )?;
+    } else {
+        mode &= 0o1777;
+    }
+    rustix::fs::fchmod(file, rustix::fs::Mode::from_raw_mode(mode))?;
+    rustix::fs::futimens(file, &timestamps(node))?;
+    Ok(())
+}
+
+fn restore_hardlink(
+    target: &mut Target,
+    node: &Node,
+    restored: &HashSet<Vec<u8>>,
+) -> Result<(), String> {
+    let to = node.target.as_ref().ok_or("hard link without a target")?;
+    if !restored.contains(&to.0) {
+        return Err(format!(
+            "hard link to /{} which this restore did not create",
+            to.escaped()
+        ));
+    }
+    let (to_parent, to_name) = parent_and_name(to);
+    let (parent, name) = parent_and_name(&node.path);
+    let from_dir = target.dir(&to_parent).map_err(|e| e.to_string())?;
+    let dir = target.dir(&parent).map_err(|e| e.to_string())?;
+    let mut temp = b".tv-link-".to_vec();
+    temp.extend_from_slice(&name[..name.len().min(200)]);
+    rustix::fs::linkat(
+        &from_dir,
+        &to_name[..],
+        &dir,
+        &temp[..],
+        rustix::fs::AtFlags::empty(),
+    )
+    .map_err(|e| e.to_string())?;
+    target::rename(&dir, &temp, &name).map_err(|e| e.to_string())
+}
+
+fn restore_special(target: &mut Target, node: &Node) -> Result<(), String> {
+    let (parent, name) = parent_and_name(&node.path);
+    let dir = target.dir(&parent).map_err(|e| e.to_string())?;
+    let mut temp = b".tv-new-".to_vec();
+    temp.extend_from_slice(&name[..name.len().min(200)]);
+    match node.kind {
+        NodeKind::Symlink => {
+            let text = node.target.as_ref().ok_or("symlink without a target")?;
+            rustix::fs::symlinkat(&text.0[..], &dir, &temp[..]).map_err(|e| e.to_string())?;
+        }
+        _ => rustix::fs::mkfifoat(
+            &dir,
+            &temp[..],
+            rustix::fs::Mode::from_raw_mode(node.mode & 0o777),
+        )
+        .map_err(|e| e.to_string())?,
+    }
+    if is_root() {
+        let _ = rustix::fs::chownat(
+            &dir,
+            &temp[..],
+            Some(rustix::fs::Uid::from_raw(node.uid)),
+            Some(rustix::fs::Gid::from_raw(node.gid)),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        );
+    }
+    let _ = rustix::fs::utimensat(
+        &dir,
+        &temp[..],
+        &timestamps(node),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    );
+    target::rename(&dir, &temp, &name).map_err(|e| e.to_string())
+}

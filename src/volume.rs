@@ -1,0 +1,520 @@
+//! Volumes (stage 8): label, packs and index as one POSIX tar stream, and back.
+//!
+//! A volume is written strictly front to back: the plaintext label member,
+//! one member per pack, and the encrypted index member last, then the tar
+//! end-of-archive blocks. Headers are ustar, built with the `tar` crate;
+//! the reader is our own and strict: ustar regular members with generated
+//! names only, checksums checked, sizes bounded. The writer keeps a budget so
+//! that a volume never exceeds its size, reserving room for the index.
+//! Does not know about the catalog or where the bytes go.
+
+use crate::crypto::{VolumeKey, WrappedKey};
+use crate::error::{Error, Result};
+use crate::ids::{VaultId, VolumeId};
+use crate::model::SnapshotRecord;
+use crate::pack::PackEntry;
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+
+/// The on-media format version written by this build.
+pub const FORMAT_VERSION: u32 = 1;
+/// First line of the label member.
+pub const LABEL_MAGIC: &[u8] = b"tapevault-label v1\n";
+/// The label member's name.
+pub const LABEL_MEMBER: &str = "label.tvl";
+/// The index member's name.
+pub const INDEX_MEMBER: &str = "index.tvi";
+/// Tar block size.
+pub const BLOCK: u64 = 512;
+/// A member larger than this is not one of ours (packs are at most 16 MiB plus slack).
+pub const MAX_MEMBER_BYTES: u64 = 64 << 20;
+/// Overhead of a volume besides its members' data: end-of-archive blocks.
+const END_BYTES: u64 = 2 * BLOCK;
+
+/// The tar member name of pack number `n`.
+pub fn pack_member(n: u32) -> String {
+    format!("pack-{n:06}.tvp")
+}
+
+fn padded(len: u64) -> u64 {
+    len.div_ceil(BLOCK) * BLOCK
+}
+
+/// The plaintext label: identifies the volume and carries the wrapped key (no secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Label {
+    /// Always "tapevault".
+    pub format: String,
+    /// On-media format version.
+    pub format_version: u32,
+    /// The vault this volume belongs to.
+    pub vault_id: VaultId,
+    /// This volume's random id (fresh for every write attempt).
+    pub volume_id: VolumeId,
+    /// Position in the vault's sequence (1 = first volume; 0 = the vault label).
+    pub sequence: u64,
+    /// Seconds since the epoch.
+    pub created: i64,
+    /// Chunker version used by this vault.
+    pub chunker: String,
+    /// The master key wrapped by the passphrase.
+    pub wrapped_key: WrappedKey,
+}
+
+impl Label {
+    /// The label member's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = LABEL_MAGIC.to_vec();
+        serde_json::to_writer(&mut out, self).expect("label serialises");
+        out.push(b'\n');
+        out
+    }
+
+    /// Parse a label member; names the field class that is wrong.
+    pub fn decode(bytes: &[u8]) -> Result<Label> {
+        let body = bytes
+            .strip_prefix(LABEL_MAGIC)
+            .ok_or_else(|| Error::corrupt("label magic missing: not a tapevault volume"))?;
+        let label: Label = serde_json::from_slice(body)
+            .map_err(|e| Error::corrupt(format!("label damaged: {e}")))?;
+        if label.format != "tapevault" {
+            return Err(Error::corrupt("label format field damaged"));
+        }
+        if label.format_version != FORMAT_VERSION {
+            return Err(Error::corrupt(format!(
+                "volume format version {} is not supported by this build (reads {FORMAT_VERSION})",
+                label.format_version
+            )));
+        }
+        label.wrapped_key.kdf.check_bounds()?;
+        Ok(label)
+    }
+}
+
+/// One pack as listed in a volume index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexPack {
+    /// Pack number within the volume (names the member and the pack key).
+    pub number: u32,
+    /// Byte offset of the pack's data within the volume.
+    pub offset: u64,
+    /// Pack length in bytes.
+    pub length: u64,
+    /// The pack's blobs in pack order.
+    pub blobs: Vec<IndexBlob>,
+}
+
+/// One blob as listed in a volume index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexBlob {
+    /// Data or tree.
+    pub kind: crate::crypto::BlobKind,
+    /// Chunk id.
+    pub id: crate::ids::ChunkId,
+    /// Offset within the pack.
+    pub offset: u64,
+    /// Sealed length.
+    pub sealed_len: u32,
+    /// Plain length.
+    pub plain_len: u32,
+}
+
+impl From<&PackEntry> for IndexBlob {
+    fn from(e: &PackEntry) -> IndexBlob {
+        IndexBlob {
+            kind: e.kind,
+            id: e.id,
+            offset: e.offset,
+            sealed_len: e.sealed_len,
+            plain_len: e.plain_len,
+        }
+    }
+}
+
+/// One earlier volume of the vault, as known when this one was sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetEntry {
+    /// Sequence number.
+    pub sequence: u64,
+    /// Volume id.
+    pub volume_id: VolumeId,
+}
+
+/// The encrypted index at a volume's end: enough to rebuild the catalog from the volume alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeIndex {
+    /// Repeats the label's volume id (authenticated here).
+    pub volume_id: VolumeId,
+    /// Repeats the label's sequence (authenticated here).
+    pub sequence: u64,
+    /// Packs in this volume.
+    pub packs: Vec<IndexPack>,
+    /// Snapshots completed in this volume.
+    pub snapshots: Vec<SnapshotRecord>,
+    /// Every sealed volume of the vault before this one.
+    pub set: Vec<SetEntry>,
+}
+
+fn index_aad(vault: VaultId, volume: VolumeId, sequence: u64) -> Vec<u8> {
+    let mut aad = b"TVI1".to_vec();
+    aad.extend_from_slice(&vault.0);
+    aad.extend_from_slice(&volume.0);
+    aad.extend_from_slice(&sequence.to_le_bytes());
+    aad
+}
+
+impl VolumeIndex {
+    /// Encrypt for the index member: zstd-compressed JSON under the index key.
+    pub fn seal(&self, vault: VaultId, key: &VolumeKey) -> Vec<u8> {
+        let json = serde_json::to_vec(self).expect("index serialises");
+        let packed = crate::compress::compress(&json, 3);
+        let mut plain = (json.len() as u64).to_le_bytes().to_vec();
+        plain.extend_from_slice(&packed);
+        key.seal_index(&index_aad(vault, self.volume_id, self.sequence), &plain)
+    }
+
+    /// Decrypt and parse an index member of the volume named by the label.
+    pub fn open(sealed: &[u8], label: &Label, key: &VolumeKey) -> Result<VolumeIndex> {
+        let plain = key.open_index(
+            &index_aad(label.vault_id, label.volume_id, label.sequence),
+            sealed,
+        )?;
+        let (len, packed) = plain
+            .split_at_checked(8)
+            .ok_or_else(|| Error::corrupt("index too short"))?;
+        let len = u64::from_le_bytes(len.try_into().expect("8 bytes"));
+        if len > MAX_MEMBER_BYTES * 4 {
+            return Err(Error::corrupt("index claims an absurd size"));
+        }
+        let json = decompress_index(packed, len as usize)?;
+        let index: VolumeIndex =
+            serde_json::from_slice(&json).map_err(|e| Error::corrupt(format!("index: {e}")))?;
+        if index.volume_id != label.volume_id || index.sequence != label.sequence {
+            return Err(Error::corrupt("index belongs to another volume"));
+        }
+        Ok(index)
+    }
+}
+
+fn decompress_index(packed: &[u8], len: usize) -> Result<Vec<u8>> {
+    match packed.first() {
+        Some(&crate::compress::CODEC_ZSTD) => zstd::bulk::decompress(&packed[1..], len)
+            .map_err(|e| Error::corrupt(format!("index: {e}"))),
+        _ => crate::compress::decompress(packed, len),
+    }
+}
+
+/// Counts and hashes every byte that goes to the medium.
+struct HashingWriter<W: Write> {
+    inner: W,
+    written: u64,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// What a sealed volume is: its size and the BLAKE3 of all its bytes (for keyless verify).
+#[derive(Debug, Clone)]
+pub struct WrittenVolume<W> {
+    /// The medium's sink, to be sealed by the caller.
+    pub sink: W,
+    /// Bytes in the volume.
+    pub bytes: u64,
+    /// BLAKE3 of the volume's bytes, hex.
+    pub blake3: String,
+}
+
+/// Writes one volume front to back within a byte budget.
+pub struct VolumeWriter<W: Write> {
+    out: HashingWriter<W>,
+    mtime: u64,
+    limit: u64,
+    /// Room reserved for the index, grown as packs are added.
+    index_reserve: u64,
+}
+
+/// Room needed in the index for one pack with `blobs` blobs (JSON, before compression).
+pub fn index_bytes_for_pack(blobs: usize) -> u64 {
+    96 + 170 * blobs as u64
+}
+
+/// Fixed part of the index reservation: set list entries, snapshot record, framing.
+const INDEX_BASE_RESERVE: u64 = 4096;
+
+impl<W: Write> VolumeWriter<W> {
+    /// Start a volume: writes the label member.
+    pub fn start(sink: W, label: &Label, limit: u64, tail_reserve: u64) -> Result<VolumeWriter<W>> {
+        let mut writer = VolumeWriter {
+            out: HashingWriter {
+                inner: sink,
+                written: 0,
+                hasher: blake3::Hasher::new(),
+            },
+            mtime: label.created.max(0) as u64,
+            limit,
+            index_reserve: INDEX_BASE_RESERVE + tail_reserve,
+        };
+        writer.member(LABEL_MEMBER, &label.encode())?;
+        Ok(writer)
+    }
+
+    fn member(&mut self, name: &str, data: &[u8]) -> Result<()> {
+        let mut header = tar::Header::new_ustar();
+        header
+            .set_path(name)
+            .map_err(|e| Error::corrupt(format!("member name: {e}")))?;
+        header.set_size(data.len() as u64);
+        header.set_mode(0o600);
+        header.set_mtime(self.mtime);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        let io = |e: std::io::Error| {
+            Error::new(
+                crate::error::ErrorKind::Io,
+                format!("cannot write volume: {}", crate::error::io_reason(&e)),
+            )
+        };
+        self.out.write_all(header.as_bytes()).map_err(io)?;
+        self.out.write_all(data).map_err(io)?;
+        let pad = (padded(data.len() as u64) - data.len() as u64) as usize;
+        self.out
+            .write_all(&[0u8; BLOCK as usize][..pad])
+            .map_err(io)?;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.out.written
+    }
+
+    /// Would a pack of `len` bytes with `blobs` blobs still fit, index included?
+    pub fn fits(&self, len: u64, blobs: usize) -> bool {
+        let after = self.out.written + BLOCK + padded(len);
+        let tail = BLOCK + padded(self.index_reserve + index_bytes_for_pack(blobs)) + END_BYTES;
+        after + tail <= self.limit
+    }
+
+    /// Append a pack member. The caller checked [`VolumeWriter::fits`].
+    pub fn append_pack(&mut self, number: u32, bytes: &[u8], blobs: usize) -> Result<u64> {
+        self.member(&pack_member(number), bytes)?;
+        self.index_reserve += index_bytes_for_pack(blobs);
+        Ok(self.out.written - padded(bytes.len() as u64))
+    }
+
+    /// Write the index and the end-of-archive blocks; the caller then seals the sink.
+    pub fn finish(mut self, sealed_index: &[u8]) -> Result<WrittenVolume<W>> {
+        self.member(INDEX_MEMBER, sealed_index)?;
+        self.out
+            .write_all(&[0u8; END_BYTES as usize])
+            .map_err(|e| {
+                Error::new(
+                    crate::error::ErrorKind::Io,
+                    format!("cannot write volume: {e}"),
+                )
+            })?;
+        if self.out.written > self.limit {
+            return Err(Error::corrupt(format!(
+                "volume would be {} bytes, over its size {} (index larger than reserved)",
+                self.out.written, self.limit
+            )));
+        }
+        Ok(WrittenVolume {
+            bytes: self.out.written,
+            blake3: self.out.hasher.finalize().to_hex().to_string(),
+            sink: self.out.inner,
+        })
+    }
+}
+
+/// A member of a volume, as found by the strict reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Member name.
+    pub name: String,
+    /// Offset of its data within the volume.
+    pub offset: u64,
+    /// Data length.
+    pub size: u64,
+}
+
+/// Reads a volume's members in order, refusing anything tapevault does not write.
+pub struct VolumeReader<R: Read> {
+    input: R,
+    position: u64,
+    pending: u64,
+}
+
+impl<R: Read> VolumeReader<R> {
+    /// Read from the start of a volume.
+    pub fn new(input: R) -> VolumeReader<R> {
+        VolumeReader {
+            input,
+            position: 0,
+            pending: 0,
+        }
+    }
+
+    /// The next member header, or `None` at the end-of-archive marker.
+    pub fn next_member(&mut self) -> Result<Option<Member>> {
+        if self.pending > 0 {
+            let skip = self.pending;
+            self.skip(skip)?;
+        }
+        let mut block = [0u8; BLOCK as usize];
+        self.read_exact(&mut block)?;
+        if block.iter().all(|b| *b == 0) {
+            return Ok(None);
+        }
+        let member = parse_header(&block, self.position)?;
+        self.pending = padded(member.size);
+        Ok(Some(member))
+    }
+
+    /// Read the current member's data (bounded by [`MAX_MEMBER_BYTES`]).
+    pub fn read_data(&mut self, member: &Member) -> Result<Vec<u8>> {
+        let mut data = vec![0u8; member.size as usize];
+        self.read_exact(&mut data)?;
+        let pad = padded(member.size) - member.size;
+        self.pending = 0;
+        self.skip(pad)?;
+        Ok(data)
+    }
+
+    fn skip(&mut self, mut n: u64) -> Result<()> {
+        let mut buf = vec![0u8; n.min(1 << 16) as usize];
+        while n > 0 {
+            let step = n.min(buf.len() as u64) as usize;
+            self.read_exact(&mut buf[..step])?;
+            n -= step as u64;
+        }
+        self.pending = 0;
+        Ok(())
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<()> {
+        self.input.read_exact(buf).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::corrupt(format!("volume truncated at byte {}", self.position))
+            } else {
+                Error::new(
+                    crate::error::ErrorKind::Io,
+                    format!("cannot read volume at byte {}: {e}", self.position),
+                )
+            }
+        })?;
+        self.position += buf.len() as u64;
+        Ok(())
+    }
+}
+
+/// Parse and check one ustar header block at volume offset `at`.
+pub fn parse_header(block: &[u8; BLOCK as usize], at: u64) -> Result<Member> {
+    let bad =
+        |why: &str| Error::corrupt(format!("not a tapevault volume member at byte {at}: {why}"));
+    let header = tar::Header::from_byte_slice(block);
+    let ustar = header.as_ustar().ok_or_else(|| bad("not a ustar header"))?;
+    let stored = header.cksum().map_err(|_| bad("unreadable checksum"))?;
+    let computed: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                u32::from(b' ')
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
+    if stored != computed {
+        return Err(bad("header checksum mismatch"));
+    }
+    if header.entry_type() != tar::EntryType::Regular {
+        return Err(bad("only regular members are allowed"));
+    }
+    if ustar.prefix.iter().any(|b| *b != 0) {
+        return Err(bad("long names are not allowed"));
+    }
+    let name_bytes = header.path_bytes();
+    let name = std::str::from_utf8(&name_bytes)
+        .map_err(|_| bad("name is not ASCII"))?
+        .to_string();
+    let allowed = name == LABEL_MEMBER
+        || name == INDEX_MEMBER
+        || (name.len() == 15
+            && name.starts_with("pack-")
+            && name.ends_with(".tvp")
+            && name[5..11].bytes().all(|b| b.is_ascii_digit()));
+    if !allowed {
+        return Err(bad("unexpected member name"));
+    }
+    let size = header.entry_size().map_err(|_| bad("unreadable size"))?;
+    if size > MAX_MEMBER_BYTES {
+        return Err(bad("member size beyond any tapevault member"));
+    }
+    Ok(Member {
+        name,
+        offset: at + BLOCK,
+        size,
+    })
+}
+
+/// The pack number of a pack member name.
+pub fn pack_number(name: &str) -> Option<u32> {
+    name.strip_prefix("pack-")?
+        .strip_suffix(".tvp")?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header_for(name: &str, kind: tar::EntryType, size: u64) -> [u8; 512] {
+        let mut header = tar::Header::new_ustar();
+        // Raw bytes: the tar crate itself refuses to write hostile names.
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_size(size);
+        header.set_entry_type(kind);
+        header.set_cksum();
+        *header.as_bytes()
+    }
+
+    #[test]
+    fn t43_strict_reader_refuses_foreign_members() {
+        assert!(parse_header(
+            &header_for("pack-000001.tvp", tar::EntryType::Regular, 10),
+            0
+        )
+        .is_ok());
+        for (name, kind) in [
+            ("../etc/passwd", tar::EntryType::Regular),
+            ("pack-000001.tvp", tar::EntryType::Symlink),
+            ("pack-000001.tvp", tar::EntryType::XHeader),
+            ("pack-000001.tvp", tar::EntryType::GNULongName),
+            ("pack-000001.tvp", tar::EntryType::GNUSparse),
+            ("label.tvl2", tar::EntryType::Regular),
+        ] {
+            assert!(
+                parse_header(&header_for(name, kind, 10), 0).is_err(),
+                "{name} {kind:?}"
+            );
+        }
+        let mut bad_sum = header_for(LABEL_MEMBER, tar::EntryType::Regular, 10);
+        bad_sum[0] ^= 1;
+        assert!(parse_header(&bad_sum, 0).is_err());
+        let huge = header_for(INDEX_MEMBER, tar::EntryType::Regular, MAX_MEMBER_BYTES + 1);
+        assert!(parse_header(&huge, 0).is_err());
+    }
+}

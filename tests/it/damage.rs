@@ -1,0 +1,127 @@
+use crate::util::*;
+
+/// Two files, each large enough to need its own volume at 4M.
+fn two_volume_vault() -> Env {
+    let env = Env::new();
+    std::fs::write(env.src().join("alpha"), noise(3 << 20, 21)).unwrap();
+    std::fs::write(env.src().join("beta"), noise(3 << 20, 22)).unwrap();
+    std::fs::write(env.src().join("small"), b"small file").unwrap();
+    env.backup(&[]);
+    assert!(env.volumes().len() >= 2);
+    env
+}
+
+fn damaged_paths(report: &serde_json::Value) -> Vec<String> {
+    report["damaged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn t1_flipped_bit_names_the_file_and_the_rest_restores() {
+    let env = two_volume_vault();
+    let first = &env.volumes()[0];
+    let mut bytes = std::fs::read(first).unwrap();
+    // Inside the first pack's data: past the label member, well before the end.
+    bytes[200_000] ^= 0x01;
+    std::fs::write(first, bytes).unwrap();
+    let (code, report, landed) = env.restore("out", &[]);
+    assert_eq!(code, 4, "{report}");
+    let damaged = damaged_paths(&report);
+    assert_eq!(damaged.len(), 1, "{report}");
+    let name = damaged[0].rsplit('/').next().unwrap().to_string();
+    let range = &report["damaged"][0]["missing"][0];
+    assert!(range[1].as_u64().unwrap() > range[0].as_u64().unwrap());
+    assert!(
+        !landed.join(&name).exists(),
+        "a damaged file must not carry its real name"
+    );
+    assert!(landed.join(format!("{name}.tapevault-partial")).exists());
+    let other = if name == "alpha" { "beta" } else { "alpha" };
+    assert_eq!(
+        std::fs::read(landed.join(other)).unwrap(),
+        std::fs::read(env.src().join(other)).unwrap()
+    );
+    assert_eq!(std::fs::read(landed.join("small")).unwrap(), b"small file");
+}
+
+#[test]
+fn t12_lost_volume_names_every_file_and_the_rest_restores() {
+    let env = two_volume_vault();
+    let volumes = env.volumes();
+    std::fs::remove_file(&volumes[0]).unwrap();
+    let (code, report, landed) = env.restore("out", &[]);
+    assert_eq!(code, 4, "{report}");
+    assert!(
+        report["volume_errors"].to_string().contains("missing"),
+        "{report}"
+    );
+    let damaged = damaged_paths(&report);
+    assert!(!damaged.is_empty());
+    for path in &damaged {
+        let name = path.rsplit('/').next().unwrap();
+        assert!(
+            !landed.join(name).exists(),
+            "{name} restored under its real name"
+        );
+    }
+    let exact: Vec<&str> = ["alpha", "beta", "small"]
+        .into_iter()
+        .filter(|n| !damaged.iter().any(|d| d.ends_with(n)))
+        .collect();
+    assert!(
+        !exact.is_empty(),
+        "damage to one volume must not block the others"
+    );
+    for name in exact {
+        assert_eq!(
+            std::fs::read(landed.join(name)).unwrap(),
+            std::fs::read(env.src().join(name)).unwrap()
+        );
+    }
+    let plan = env.tv(&["volumes"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("MISSING"));
+}
+
+#[test]
+fn t10_truncated_volume_is_damage_not_a_panic() {
+    let env = two_volume_vault();
+    let first = &env.volumes()[0];
+    let len = std::fs::metadata(first).unwrap().len();
+    for cut in [100, 600, len / 2] {
+        let bytes = std::fs::read(first).unwrap();
+        let keep = env.path("keep");
+        std::fs::write(&keep, &bytes).unwrap();
+        std::fs::write(first, &bytes[..cut as usize]).unwrap();
+        let into = format!("out-{cut}");
+        let (code, report, _) = env.restore(&into, &[]);
+        assert_eq!(code, 4, "cut at {cut}: {report}");
+        assert!(!damaged_paths(&report).is_empty(), "cut at {cut}: {report}");
+        std::fs::rename(&keep, first).unwrap();
+    }
+    // Losing only the end-of-archive padding loses no data: restore is exact and says so.
+    let bytes = std::fs::read(first).unwrap();
+    std::fs::write(first, &bytes[..bytes.len() - 1]).unwrap();
+    let (code, report, landed) = env.restore("out-tail", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        std::fs::read(landed.join("alpha")).unwrap(),
+        std::fs::read(env.src().join("alpha")).unwrap()
+    );
+}
+
+#[test]
+fn t13_foreign_volume_in_place_is_named_as_wrong() {
+    let env = two_volume_vault();
+    let volumes = env.volumes();
+    std::fs::copy(&volumes[1], &volumes[0]).unwrap();
+    let (code, report, _) = env.restore("out", &[]);
+    assert_eq!(code, 4, "{report}");
+    assert!(
+        report["volume_errors"].to_string().contains("wrong volume"),
+        "{report}"
+    );
+}

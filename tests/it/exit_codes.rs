@@ -1,0 +1,189 @@
+use crate::util::*;
+
+fn code_and_stderr(mut cmd: impl std::borrow::BorrowMut<assert_cmd::Command>) -> (i32, String) {
+    let cmd = cmd.borrow_mut();
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn t44_wrong_or_empty_passphrase_is_exit_5_and_creates_nothing() {
+    let env = Env::new();
+    std::fs::write(env.src().join("f"), b"data").unwrap();
+    env.backup(&[]);
+    let target = env.path("out");
+    for wrong in ["wrong passphrase\n", "", "\n", &format!("{PASSPHRASE} \n")] {
+        std::fs::write(env.path("pass"), wrong).unwrap();
+        let (code, err) =
+            code_and_stderr(env.tv(&["restore", "--target", target.to_str().unwrap()]));
+        assert_eq!(code, 5, "{wrong:?}: {err}");
+        assert!(err.contains("wrong passphrase"), "{err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(!target.exists(), "a wrong key must not create output");
+    }
+    // Policy: one trailing newline (or CRLF) is ignored, nothing else.
+    for right in [PASSPHRASE.to_string(), format!("{PASSPHRASE}\r\n")] {
+        std::fs::write(env.path("pass"), &right).unwrap();
+        let (code, err) = code_and_stderr(env.tv(&["snapshots"]).arg("--quiet"));
+        assert_eq!(code, 0, "{err}");
+        let (code, err) = code_and_stderr(env.tv(&["restore", "--plan"]));
+        assert_eq!(code, 0, "{err}");
+    }
+}
+
+#[test]
+fn missing_catalog_or_vault_is_exit_1_naming_the_fix() {
+    let env = Env::uninitialised();
+    let src = env.src();
+    let (code, err) = code_and_stderr(env.tv(&["backup", src.to_str().unwrap()]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("tapevault init"), "{err}");
+    let env = Env::new();
+    std::fs::remove_dir_all(env.vault_dir()).unwrap();
+    let (code, err) = code_and_stderr(env.tv(&["backup", src.to_str().unwrap()]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn snapshot_selector_matching_nothing_is_1_and_several_is_2() {
+    let env = Env::new();
+    std::fs::write(env.src().join("f"), b"data").unwrap();
+    env.backup(&[]);
+    env.backup(&[]);
+    let (code, err) = code_and_stderr(env.tv(&["ls", "zzzz"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no snapshot matches"), "{err}");
+    let (code, err) = code_and_stderr(env.tv(&["ls", ""]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("ambiguous"), "{err}");
+}
+
+#[test]
+fn unwritable_target_is_exit_1() {
+    let env = Env::new();
+    std::fs::write(env.src().join("f"), b"data").unwrap();
+    env.backup(&[]);
+    let blocked = env.src().join("f").join("below-a-file");
+    let (code, err) = code_and_stderr(env.tv(&["restore", "--target", blocked.to_str().unwrap()]));
+    assert_eq!(code, 1, "{err}");
+}
+
+#[test]
+fn usage_errors_are_exit_2() {
+    let env = Env::new();
+    let src = env.src();
+    let src = src.to_str().unwrap();
+    for args in [
+        vec!["backup", src, "--volume-size", "lots"],
+        vec!["backup", src, "--volume-size", "1M"],
+        vec!["backup", src, "--no-such-flag"],
+        vec!["backup", src, "--compression-level", "99"],
+        vec!["backup", src, "--exclude", "[unclosed"],
+        vec!["frobnicate"],
+    ] {
+        let (code, err) = code_and_stderr(env.tv(&args));
+        assert_eq!(code, 2, "{args:?}: {err}");
+    }
+    let (code, err) = code_and_stderr(
+        env.tv(&["snapshots"])
+            .env("TAPEVAULT_VAULT", "tape:/dev/nst0"),
+    );
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn t47_a_second_run_is_exit_6_naming_the_holder() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("catalog")).unwrap();
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(env.path("catalog/lock"))
+        .unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+    std::fs::write(env.path("catalog/lock"), "pid 4242 on testhost since then").unwrap();
+    let src = env.src();
+    let started = std::time::Instant::now();
+    let (code, err) = code_and_stderr(env.tv(&["backup", src.to_str().unwrap()]));
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("pid 4242 on testhost"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    drop(lock);
+    let (code, err) = code_and_stderr(env.tv(&["backup", src.to_str().unwrap()]));
+    assert_eq!(code, 0, "a released lock must not block: {err}");
+}
+
+/// Runs the command as an unprivileged user when the tests run as root, so 000 files are unreadable.
+fn as_unprivileged(env: &Env, args: &[&str]) -> std::process::Output {
+    if !rustix::process::geteuid().is_root() {
+        return env.tv(args).output().unwrap();
+    }
+    std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(env.dir.path())
+        .status()
+        .unwrap();
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(assert_cmd::cargo::cargo_bin("tapevault"))
+        .env(
+            "TAPEVAULT_VAULT",
+            format!("dir:{}", env.vault_dir().display()),
+        )
+        .env("TAPEVAULT_CATALOG", env.path("catalog"))
+        .env_remove("TAPEVAULT_PASSPHRASE")
+        .arg("--passphrase-file")
+        .arg(env.path("pass"))
+        .args(args);
+    cmd.output().unwrap()
+}
+
+#[test]
+fn t22_unreadable_file_is_skipped_named_and_exit_3() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    std::fs::write(env.src().join("readable"), b"fine").unwrap();
+    std::fs::write(env.src().join("locked"), b"private").unwrap();
+    std::fs::create_dir(env.src().join("closed-dir")).unwrap();
+    std::fs::write(env.src().join("closed-dir/inner"), b"x").unwrap();
+    std::fs::set_permissions(
+        env.src().join("locked"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        env.src().join("closed-dir"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    let src = env.src();
+    let out = as_unprivileged(&env, &["backup", src.to_str().unwrap(), "--json"]);
+    std::fs::set_permissions(
+        env.src().join("closed-dir"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warnings = summary["warnings"].to_string();
+    assert!(warnings.contains("locked"), "{warnings}");
+    assert!(warnings.contains("closed-dir"), "{warnings}");
+    assert_eq!(summary["snapshot"]["warning_count"], 2);
+    let out = as_unprivileged(&env, &["ls", "latest", "--json"]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("/src/readable\""), "{listing}");
+    assert!(
+        !listing.contains("/src/locked\""),
+        "a skipped file must not be in the snapshot: {listing}"
+    );
+}

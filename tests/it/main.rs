@@ -1,0 +1,17 @@
+//! The one integration-test binary. Each module covers one area; tests named
+//! `tNN_…` implement case TNN of shared/RELIABILITY.md.
+
+mod util;
+
+/// Round trips of every entry kind, dedup, include/exclude, multi-volume layout.
+mod backup_restore;
+/// Man pages are current; fixtures from older builds still restore.
+mod compat;
+/// Damage to volumes is detected, named precisely and never blocks the rest.
+mod damage;
+/// One test per exit code and bad-input path.
+mod exit_codes;
+/// What an attacker or a curious finder of a cartridge sees.
+mod privacy;
+/// Hostile snapshots and targets: restore never writes outside its target.
+mod restore_safety;

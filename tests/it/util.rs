@@ -1,0 +1,270 @@
+//! Test helpers: a scratch vault with catalog, a CLI runner, a tree comparer.
+
+use assert_cmd::Command;
+use std::collections::HashMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// A temporary vault, catalog, passphrase file and source folder.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    /// A fresh, initialised vault (cheap KDF settings for speed).
+    pub fn new() -> Env {
+        let env = Env::uninitialised();
+        env.tv(&[
+            "init",
+            "--kdf-memory",
+            "8",
+            "--kdf-iterations",
+            "1",
+            "--kdf-parallelism",
+            "1",
+        ])
+        .assert()
+        .success();
+        env
+    }
+
+    /// A scratch folder with a passphrase file but no vault yet.
+    pub fn uninitialised() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let pass = dir.path().join("pass");
+        std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
+        std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        Env { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn src(&self) -> PathBuf {
+        self.path("src")
+    }
+
+    pub fn vault_dir(&self) -> PathBuf {
+        self.path("vault")
+    }
+
+    /// `tapevault ARGS` against this vault and catalog, passphrase from the file.
+    pub fn tv(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::cargo_bin("tapevault").unwrap();
+        cmd.env_remove("TAPEVAULT_PASSPHRASE")
+            .env(
+                "TAPEVAULT_VAULT",
+                format!("dir:{}", self.vault_dir().display()),
+            )
+            .env("TAPEVAULT_CATALOG", self.path("catalog"))
+            .arg("--passphrase-file")
+            .arg(self.path("pass"))
+            .args(args);
+        cmd
+    }
+
+    /// Back up the source folder at a tiny volume size; returns the JSON summary.
+    pub fn backup(&self, extra: &[&str]) -> serde_json::Value {
+        let src = self.src();
+        let mut args = vec![
+            "backup",
+            src.to_str().unwrap(),
+            "--volume-size",
+            "4M",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = self.tv(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "backup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Restore into a new folder; returns (exit code, JSON report, where the source landed).
+    pub fn restore(&self, into: &str, extra: &[&str]) -> (i32, serde_json::Value, PathBuf) {
+        let target = self.path(into);
+        let mut args = vec!["restore", "--target", target.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        let out = self.tv(&args).output().unwrap();
+        let report = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        let landed = target.join(self.src().strip_prefix("/").unwrap());
+        (out.status.code().unwrap(), report, landed)
+    }
+
+    /// Volume files of the vault, in sequence order.
+    pub fn volumes(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = std::fs::read_dir(self.vault_dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// A tree with every entry kind tapevault keeps.
+pub fn every_kind_tree(root: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let w = |rel: &str, data: &[u8]| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    };
+    w("big.bin", &noise(6 << 20, 1));
+    w(
+        "text/log.txt",
+        "line of log text\n".repeat(100_000).as_bytes(),
+    );
+    w("text/small.txt", b"hello\n");
+    w("empty", b"");
+    std::fs::create_dir_all(root.join("empty-dir")).unwrap();
+    w("links/original", b"linked content\n");
+    std::fs::hard_link(root.join("links/original"), root.join("links/second-name")).unwrap();
+    std::os::unix::fs::symlink("original", root.join("links/relative")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/target", root.join("links/dangling")).unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"name-\xff\xfe-not-utf8");
+    std::fs::write(root.join(odd), b"odd name").unwrap();
+    std::fs::write(root.join("text/with space & \\ backslash"), b"x").unwrap();
+    // A sparse file: data, a 20 MiB hole, data, and a trailing hole.
+    let sparse = std::fs::File::create(root.join("sparse.img")).unwrap();
+    use std::os::unix::fs::FileExt;
+    sparse.write_all_at(&noise(100_000, 9), 0).unwrap();
+    sparse.write_all_at(b"middle", 20 << 20).unwrap();
+    sparse.set_len(40 << 20).unwrap();
+    w("modes/private", b"secret-ish");
+    std::fs::set_permissions(
+        root.join("modes/private"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    w("modes/script", b"#!/bin/sh\n");
+    std::fs::set_permissions(
+        root.join("modes/script"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        root.join("fifo"),
+        rustix::fs::Mode::from_raw_mode(0o640),
+    )
+    .unwrap();
+    // An old mtime, to see it restored.
+    let old = std::fs::File::options()
+        .write(true)
+        .open(root.join("text/small.txt"))
+        .unwrap();
+    old.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000))
+        .unwrap();
+}
+
+/// Compare two trees entry by entry: kind, mode, mtime (not dirs/links), content, link
+/// targets, hard-link groups, owners (when root), and holes staying holes.
+pub fn assert_same_tree(a: &Path, b: &Path) {
+    let list = |root: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = walkdir::WalkDir::new(root)
+            .min_depth(1)
+            .into_iter()
+            .map(|e| e.unwrap().path().strip_prefix(root).unwrap().to_path_buf())
+            .collect();
+        v.sort();
+        v
+    };
+    let (left, right) = (list(a), list(b));
+    assert_eq!(left, right, "entries differ");
+    let mut groups_a: HashMap<u64, Vec<PathBuf>> = HashMap::new();
+    let mut groups_b: HashMap<u64, Vec<PathBuf>> = HashMap::new();
+    for rel in &left {
+        let (pa, pb) = (a.join(rel), b.join(rel));
+        let (ma, mb) = (
+            std::fs::symlink_metadata(&pa).unwrap(),
+            std::fs::symlink_metadata(&pb).unwrap(),
+        );
+        assert_eq!(ma.file_type(), mb.file_type(), "{rel:?} kind");
+        if !ma.file_type().is_symlink() {
+            assert_eq!(ma.mode(), mb.mode(), "{rel:?} mode");
+        }
+        if rustix::process::geteuid().is_root() {
+            assert_eq!((ma.uid(), ma.gid()), (mb.uid(), mb.gid()), "{rel:?} owner");
+        }
+        if ma.is_file() {
+            assert_eq!(
+                std::fs::read(&pa).unwrap(),
+                std::fs::read(&pb).unwrap(),
+                "{rel:?} content"
+            );
+            assert_eq!(ma.mtime(), mb.mtime(), "{rel:?} mtime");
+            assert_eq!(ma.mtime_nsec(), mb.mtime_nsec(), "{rel:?} mtime ns");
+            assert!(
+                mb.blocks() <= ma.blocks() + 8,
+                "{rel:?} holes not kept: {} vs {}",
+                mb.blocks(),
+                ma.blocks()
+            );
+            if ma.nlink() > 1 {
+                groups_a.entry(ma.ino()).or_default().push(rel.clone());
+                groups_b.entry(mb.ino()).or_default().push(rel.clone());
+            }
+        }
+        if ma.file_type().is_symlink() {
+            assert_eq!(
+                std::fs::read_link(&pa).unwrap(),
+                std::fs::read_link(&pb).unwrap(),
+                "{rel:?} target"
+            );
+        }
+        if ma.is_dir() {
+            assert_eq!(ma.mtime(), mb.mtime(), "{rel:?} dir mtime");
+        }
+    }
+    let mut ga: Vec<Vec<PathBuf>> = groups_a.into_values().collect();
+    let mut gb: Vec<Vec<PathBuf>> = groups_b.into_values().collect();
+    ga.sort();
+    gb.sort();
+    assert_eq!(ga, gb, "hard-link groups");
+}
+
+/// A folder outside every target, and a hash of everything in it.
+pub fn sentinel(env: &Env) -> (PathBuf, String) {
+    let dir = env.path("sentinel");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("passwd"), b"root:x:0:0").unwrap();
+    (dir.clone(), tree_hash(&dir))
+}
+
+/// Hash of names, kinds, modes and contents of a tree.
+pub fn tree_hash(root: &Path) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+        let entry = entry.unwrap();
+        let meta = entry.path().symlink_metadata().unwrap();
+        hasher.update(entry.path().as_os_str().as_encoded_bytes());
+        hasher.update(&meta.mode().to_le_bytes());
+        if meta.is_file() {
+            hasher.update(&std::fs::read(entry.path()).unwrap());
+        }
+    }
+    hasher.finalize().to_hex().to_string()
+}
