@@ -81,6 +81,8 @@ pub struct VolumeRow {
 /// Where one blob is.
 #[derive(Debug, Clone)]
 pub struct BlobLocation {
+    /// Data or tree.
+    pub kind: BlobKind,
     /// Volume sequence.
     pub sequence: u64,
     /// Pack number within the volume.
@@ -246,6 +248,7 @@ impl Catalog {
         Ok(stmt
             .query_row(params![&id.0[..], kind.code()], |r| {
                 Ok(BlobLocation {
+                    kind,
                     sequence: r.get::<_, i64>(0)? as u64,
                     pack: r.get(1)?,
                     position: r.get(2)?,
@@ -387,18 +390,16 @@ impl Catalog {
             }
         }
         if let Some(record) = completes {
-            let json = serde_json::to_string(record).expect("snapshot serialises");
-            let updated = tx.execute(
-                "UPDATE snapshots SET state = 'complete', sequence = ?2, record = ?3 WHERE id = ?1",
-                params![record.id.to_string(), volume.sequence as i64, json],
-            )?;
-            if updated != 1 {
-                return Err(Error::corrupt(format!(
-                    "snapshot {} was not pending",
-                    record.id
-                )));
-            }
+            complete(&tx, record, volume.sequence)?;
         }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Mark a pending snapshot complete, as found in the index of volume `sequence`.
+    pub fn complete_snapshot(&mut self, record: &SnapshotRecord, sequence: u64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        complete(&tx, record, sequence)?;
         tx.commit()?;
         Ok(())
     }
@@ -469,6 +470,21 @@ impl Catalog {
         }
         Ok(())
     }
+}
+
+fn complete(tx: &rusqlite::Transaction<'_>, record: &SnapshotRecord, sequence: u64) -> Result<()> {
+    let json = serde_json::to_string(record).expect("snapshot serialises");
+    let updated = tx.execute(
+        "UPDATE snapshots SET state = 'complete', sequence = ?2, record = ?3 WHERE id = ?1",
+        params![record.id.to_string(), sequence as i64, json],
+    )?;
+    if updated != 1 {
+        return Err(Error::corrupt(format!(
+            "snapshot {} was not pending",
+            record.id
+        )));
+    }
+    Ok(())
 }
 
 fn decode_node(json: &str) -> Result<Node> {

@@ -29,6 +29,7 @@ pub mod ids;
 pub mod keys;
 pub mod model;
 pub mod pack;
+pub mod rebuild;
 pub mod restore;
 pub mod source;
 pub mod target;

@@ -294,6 +294,22 @@ mod tests {
     }
 
     #[test]
+    fn t21_a_blob_that_does_not_round_trip_never_reaches_a_pack() {
+        // Simulates a compressor or memory fault: the encoded bytes are not the chunk.
+        let master = MasterKey::random();
+        let ids = master.chunk_id_key();
+        let mut builder = PackBuilder::default();
+        let chunk = b"the chunk the id was computed from".to_vec();
+        let wrong = compress::compress(b"different bytes entirely, same length!", 3);
+        builder.add(BlobKind::Data, ids.id(&chunk), chunk.len() as u32, wrong);
+        let sealer = master
+            .volume_key(&VolumeId::random())
+            .pack_sealer(VaultId::random(), 1);
+        let err = builder.finish(sealer, &ids).err().expect("must refuse");
+        assert!(err.to_string().contains("before sealing"), "{err}");
+    }
+
+    #[test]
     fn t54_blob_lengths_are_not_in_plaintext() {
         let chunks = vec![vec![7u8; 1234], vec![9u8; 4321]];
         let (_, _, _, pack) = build(&chunks);

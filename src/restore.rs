@@ -122,7 +122,7 @@ pub struct PlannedVolume {
 }
 
 type ChunkTargets = HashMap<ChunkId, Vec<(usize, u64)>>;
-type PackPlan = BTreeMap<u64, BTreeMap<u32, Vec<(ChunkId, BlobLocation)>>>;
+pub(crate) type PackPlan = BTreeMap<u64, BTreeMap<u32, Vec<(ChunkId, BlobLocation)>>>;
 
 fn parent_and_name(path: &PathBytes) -> (Vec<u8>, Vec<u8>) {
     match path.0.iter().rposition(|b| *b == b'/') {
@@ -154,7 +154,7 @@ pub fn plan(catalog: &Catalog, snapshot: &str, includes: &[PathBuf]) -> Result<R
         }
         Ok(())
     })?;
-    let (packs, unknown) = locate(catalog, chunks.into_iter())?;
+    let (packs, unknown) = locate(catalog, chunks.into_iter(), BlobKind::Data)?;
     let volumes: HashMap<u64, VolumeRow> = catalog
         .volumes()?
         .into_iter()
@@ -184,14 +184,16 @@ pub fn plan(catalog: &Catalog, snapshot: &str, includes: &[PathBuf]) -> Result<R
     Ok(plan)
 }
 
-fn locate(
+/// Group chunks of `kind` by volume and pack; chunks the catalog does not know come back apart.
+pub(crate) fn locate(
     catalog: &Catalog,
     chunks: impl Iterator<Item = ChunkId>,
+    kind: BlobKind,
 ) -> Result<(PackPlan, Vec<ChunkId>)> {
     let mut plan = PackPlan::new();
     let mut unknown = Vec::new();
     for id in chunks {
-        match catalog.blob_location(&id, BlobKind::Data)? {
+        match catalog.blob_location(&id, kind)? {
             Some(loc) => plan
                 .entry(loc.sequence)
                 .or_default()
@@ -230,6 +232,18 @@ pub fn restore(
         }
         Ok(())
     })?;
+    if nodes.is_empty() && !includes.is_empty() {
+        return Err(Error::missing(format!(
+            "nothing in snapshot {} matches --include {}",
+            record.id.short(),
+            options
+                .includes
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        )));
+    }
     let nodes = screen(nodes, &mut report);
 
     let is_symlink =
@@ -300,7 +314,7 @@ pub fn restore(
                 .push((index, chunk.offset));
         }
     }
-    let (packs, unknown) = locate(catalog, wanted.keys().copied())?;
+    let (packs, unknown) = locate(catalog, wanted.keys().copied(), BlobKind::Data)?;
     for id in unknown {
         mark_missing(&mut files, &wanted, &id, "chunk not in the catalog");
     }
@@ -498,14 +512,14 @@ fn mark_missing(files: &mut [PendingFile], wanted: &ChunkTargets, id: &ChunkId, 
 }
 
 /// What reading a volume needs to authenticate and check its blobs.
-struct ReadKeys<'a> {
-    vault_id: crate::ids::VaultId,
-    master: &'a MasterKey,
-    ids: crate::crypto::ChunkIdKey,
+pub(crate) struct ReadKeys<'a> {
+    pub(crate) vault_id: crate::ids::VaultId,
+    pub(crate) master: &'a MasterKey,
+    pub(crate) ids: crate::crypto::ChunkIdKey,
 }
 
 /// Read one volume front to back, handing every needed, verified chunk to `deliver`.
-fn read_volume(
+pub(crate) fn read_volume(
     vault: &dyn Vault,
     volume: &VolumeRow,
     keys: &ReadKeys<'_>,
@@ -544,7 +558,7 @@ fn read_volume(
         let sealer = volume_key.pack_sealer(vault_id, number);
         for (id, loc) in blobs {
             let entry = PackEntry {
-                kind: BlobKind::Data,
+                kind: loc.kind,
                 id: *id,
                 position: loc.position,
                 offset: loc.offset,

@@ -365,6 +365,11 @@ impl<R: Read> VolumeReader<R> {
         }
     }
 
+    /// The underlying reader, positioned after what was read.
+    pub fn into_inner(self) -> R {
+        self.input
+    }
+
     /// The next member header, or `None` at the end-of-archive marker.
     pub fn next_member(&mut self) -> Result<Option<Member>> {
         if self.pending > 0 {

@@ -59,6 +59,9 @@ pub enum Command {
     Restore(RestoreArgs),
     /// List the volumes of the vault and their state
     Volumes,
+    /// Catalog maintenance (rebuild from the vault after the catalog was lost)
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Generate man pages (for packaging)
     #[command(hide = true)]
     Generate(GenerateArgs),
@@ -132,6 +135,14 @@ pub struct RestoreArgs {
     /// Only print which volumes would be read, in order, and how many bytes; restore nothing
     #[arg(long)]
     pub plan: bool,
+}
+
+/// `catalog …`.
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Build a new catalog from the vault and the passphrase alone (the catalog folder
+    /// must not exist yet); reads every volume, never writes to the vault
+    Rebuild,
 }
 
 /// `generate`.

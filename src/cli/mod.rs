@@ -15,7 +15,7 @@ pub use generate::pages as man_pages;
 use crate::catalog::{self, Catalog};
 use crate::error::{Error, Result};
 use crate::vault::{self, Vault};
-use args::{Command, Global};
+use args::{CatalogCommand, Command, Global};
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -194,6 +194,13 @@ fn run(cli: Cli) -> Result<u8> {
             let listing = ctx.vault()?.list()?;
             out.volumes(&catalog.volumes()?, &listing);
             Ok(exit::OK)
+        }
+        Command::Catalog(CatalogCommand::Rebuild) => {
+            let vault = ctx.vault()?;
+            let summary =
+                crate::rebuild::rebuild(vault.as_ref(), &ctx.catalog_dir, &ctx.passphrase(false)?)?;
+            out.rebuild(&summary, &ctx.catalog_dir);
+            Ok(exit::for_report(false, !summary.problems.is_empty()))
         }
         Command::Generate(_) => unreachable!("handled above"),
     }

@@ -220,6 +220,23 @@ impl Output {
         }
     }
 
+    pub fn rebuild(&self, summary: &crate::rebuild::RebuildSummary, dir: &std::path::Path) {
+        if self.json {
+            return self.json(summary);
+        }
+        for problem in &summary.problems {
+            eprintln!("tapevault: warning: {problem}");
+        }
+        if !self.quiet {
+            println!(
+                "catalog {} rebuilt: {} volumes, {} snapshots",
+                dir.display(),
+                summary.volumes.len(),
+                summary.snapshots
+            );
+        }
+    }
+
     pub fn volumes(&self, volumes: &[VolumeRow], listing: &Listing) {
         let abandoned: Vec<&String> = listing.partial.iter().collect();
         let missing: Vec<&VolumeRow> = volumes

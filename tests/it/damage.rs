@@ -125,3 +125,66 @@ fn t13_foreign_volume_in_place_is_named_as_wrong() {
         "{report}"
     );
 }
+
+#[test]
+fn t17_catalog_rebuilt_from_the_vault_alone_restores_exactly() {
+    let env = Env::new();
+    every_kind_tree(&env.src());
+    env.backup(&[]);
+    std::fs::write(env.src().join("text/small.txt"), b"second day\n").unwrap();
+    env.backup(&[]);
+    let before = env.tv(&["snapshots", "--json"]).output().unwrap().stdout;
+    let volumes_before = env.tv(&["volumes", "--json"]).output().unwrap().stdout;
+    let vault_before = tree_hash(&env.vault_dir());
+    std::fs::remove_dir_all(env.path("catalog")).unwrap();
+    let out = env.tv(&["catalog", "rebuild"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        env.tv(&["snapshots", "--json"]).output().unwrap().stdout,
+        before
+    );
+    assert_eq!(
+        env.tv(&["volumes", "--json"]).output().unwrap().stdout,
+        volumes_before
+    );
+    assert_eq!(
+        tree_hash(&env.vault_dir()),
+        vault_before,
+        "rebuild must not touch the vault"
+    );
+    let (code, report, landed) = env.restore("out", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_same_tree(&env.src(), &landed);
+    // The rebuilt catalog dedups: an unchanged backup stores almost nothing.
+    let again = env.backup(&[]);
+    assert_eq!(again["snapshot"]["stats"]["bytes_added"], 0, "{again}");
+}
+
+#[test]
+fn t13_rebuild_over_garbage_or_with_a_wrong_passphrase_fails_clearly() {
+    let env = Env::new();
+    std::fs::write(env.src().join("f"), b"data").unwrap();
+    env.backup(&[]);
+    std::fs::remove_dir_all(env.path("catalog")).unwrap();
+    std::fs::write(env.path("pass"), "not it").unwrap();
+    let out = env.tv(&["catalog", "rebuild"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    std::fs::remove_dir_all(env.path("catalog")).ok();
+    std::fs::write(env.path("pass"), PASSPHRASE).unwrap();
+    for entry in std::fs::read_dir(env.vault_dir()).unwrap() {
+        std::fs::write(entry.unwrap().path(), noise(5000, 3)).unwrap();
+    }
+    let out = env.tv(&["catalog", "rebuild"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no readable tapevault label"));
+}
