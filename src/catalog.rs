@@ -292,6 +292,15 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Every volume, by sequence number.
+    pub fn volumes_by_sequence(&self) -> Result<std::collections::HashMap<u64, VolumeRow>> {
+        Ok(self
+            .volumes()?
+            .into_iter()
+            .map(|v| (v.sequence, v))
+            .collect())
+    }
+
     /// The set list written into each new volume's index.
     pub fn volume_set(&self) -> Result<Vec<SetEntry>> {
         Ok(self

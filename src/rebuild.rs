@@ -214,11 +214,7 @@ pub fn load_tree(
             "tree chunk {id} is in no readable volume"
         )));
     }
-    let volumes: HashMap<u64, VolumeRow> = catalog
-        .volumes()?
-        .into_iter()
-        .map(|v| (v.sequence, v))
-        .collect();
+    let volumes = catalog.volumes_by_sequence()?;
     let keys = ReadKeys {
         vault_id,
         master: key,

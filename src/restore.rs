@@ -155,11 +155,7 @@ pub fn plan(catalog: &Catalog, snapshot: &str, includes: &[PathBuf]) -> Result<R
         Ok(())
     })?;
     let (packs, unknown) = locate(catalog, chunks.into_iter(), BlobKind::Data)?;
-    let volumes: HashMap<u64, VolumeRow> = catalog
-        .volumes()?
-        .into_iter()
-        .map(|v| (v.sequence, v))
-        .collect();
+    let volumes = catalog.volumes_by_sequence()?;
     let mut plan = RestorePlan {
         unknown_chunks: unknown.len(),
         ..RestorePlan::default()
@@ -318,11 +314,7 @@ pub fn restore(
     for id in unknown {
         mark_missing(&mut files, &wanted, &id, "chunk not in the catalog");
     }
-    let volumes: HashMap<u64, VolumeRow> = catalog
-        .volumes()?
-        .into_iter()
-        .map(|v| (v.sequence, v))
-        .collect();
+    let volumes = catalog.volumes_by_sequence()?;
     let keys = ReadKeys {
         vault_id: info.vault_id,
         master: key,
