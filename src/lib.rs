@@ -34,6 +34,7 @@ pub mod restore;
 pub mod source;
 pub mod target;
 pub mod vault;
+pub mod verify;
 pub mod volume;
 
 pub use error::{Error, ErrorKind, Result};

@@ -13,7 +13,7 @@ use crate::ids::ChunkId;
 use crate::model::{Node, SnapshotRecord, TREE_HEADER};
 use crate::restore::{locate, read_volume, ReadKeys};
 use crate::vault::Vault;
-use crate::volume::{Label, VolumeIndex, VolumeReader, INDEX_MEMBER, LABEL_MEMBER};
+use crate::volume::{HashingReader, Label, VolumeIndex, VolumeReader, INDEX_MEMBER, LABEL_MEMBER};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Read;
@@ -28,22 +28,6 @@ pub struct RebuildSummary {
     pub snapshots: usize,
     /// Volumes that could not be used, with the reason.
     pub problems: Vec<String>,
-}
-
-/// Hashes everything read through it, so a full pass yields the volume's BLAKE3.
-struct HashingReader<R> {
-    inner: R,
-    hasher: blake3::Hasher,
-    bytes: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
 }
 
 fn volume_names(vault: &dyn Vault) -> Result<Vec<String>> {
@@ -155,11 +139,7 @@ fn scan_volume(
     info: &VaultInfo,
     key: &MasterKey,
 ) -> Result<(VolumeRow, VolumeIndex)> {
-    let source = HashingReader {
-        inner: vault.open(name)?,
-        hasher: blake3::Hasher::new(),
-        bytes: 0,
-    };
+    let source = HashingReader::new(vault.open(name)?);
     let mut reader = VolumeReader::new(source);
     let first = reader
         .next_member()?
@@ -186,15 +166,14 @@ fn scan_volume(
         }
     }
     let index = index.ok_or_else(|| Error::corrupt("no index: the volume was never finished"))?;
-    let mut source = reader.into_inner();
-    std::io::copy(&mut source, &mut std::io::sink()).map_err(|e| Error::corrupt(e.to_string()))?;
+    let (bytes, blake3) = reader.into_inner().finish()?;
     let row = VolumeRow {
         sequence: label.sequence,
         volume_id: label.volume_id,
         name: name.to_string(),
         state: "sealed".into(),
-        bytes: source.bytes,
-        blake3: source.hasher.finalize().to_hex().to_string(),
+        bytes,
+        blake3,
         created: label.created,
     };
     Ok((row, index))

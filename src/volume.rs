@@ -223,6 +223,44 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// Hashes everything read through it: a full pass yields a volume's size and BLAKE3.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    bytes: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Wrap a reader positioned at a volume's start.
+    pub fn new(inner: R) -> HashingReader<R> {
+        HashingReader {
+            inner,
+            hasher: blake3::Hasher::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Read to the end; returns the volume's size and BLAKE3 (hex).
+    pub fn finish(mut self) -> Result<(u64, String)> {
+        std::io::copy(&mut self, &mut std::io::sink()).map_err(|e| {
+            Error::new(
+                crate::error::ErrorKind::Io,
+                format!("cannot read volume at byte {}: {e}", self.bytes),
+            )
+        })?;
+        Ok((self.bytes, self.hasher.finalize().to_hex().to_string()))
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
 /// What a sealed volume is: its size and the BLAKE3 of all its bytes (for keyless verify).
 #[derive(Debug, Clone)]
 pub struct WrittenVolume<W> {

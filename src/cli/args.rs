@@ -59,6 +59,9 @@ pub enum Command {
     Restore(RestoreArgs),
     /// List the volumes of the vault and their state
     Volumes,
+    /// Check every volume's bytes against the catalog (no passphrase needed); exit 4 names
+    /// missing or damaged volumes
+    Verify,
     /// Catalog maintenance (rebuild from the vault after the catalog was lost)
     #[command(subcommand)]
     Catalog(CatalogCommand),

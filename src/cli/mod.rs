@@ -195,6 +195,12 @@ fn run(cli: Cli) -> Result<u8> {
             out.volumes(&catalog.volumes()?, &listing);
             Ok(exit::OK)
         }
+        Command::Verify => {
+            let catalog = ctx.catalog()?;
+            let report = crate::verify::verify(ctx.vault()?.as_ref(), &catalog)?;
+            out.verify(&report);
+            Ok(exit::for_report(report.has_damage(), report.has_warnings()))
+        }
         Command::Catalog(CatalogCommand::Rebuild) => {
             let vault = ctx.vault()?;
             let summary =

@@ -237,6 +237,35 @@ impl Output {
         }
     }
 
+    pub fn verify(&self, report: &crate::verify::VerifyReport) {
+        if self.json {
+            return self.json(report);
+        }
+        for p in report.missing.iter().chain(&report.damaged) {
+            eprintln!(
+                "tapevault: damage: volume #{} {} ({}): {}",
+                p.sequence, p.name, p.volume_id, p.reason
+            );
+        }
+        for name in &report.abandoned {
+            eprintln!(
+                "tapevault: warning: {name} is an abandoned, unfinished volume (never trusted)"
+            );
+        }
+        for name in &report.extra {
+            eprintln!("tapevault: warning: {name} is in the vault but not in the catalog");
+        }
+        if !self.quiet {
+            println!(
+                "verified {} volumes ({}): {} missing, {} damaged",
+                report.volumes_ok,
+                bytes(report.bytes_checked),
+                report.missing.len(),
+                report.damaged.len()
+            );
+        }
+    }
+
     pub fn volumes(&self, volumes: &[VolumeRow], listing: &Listing) {
         let abandoned: Vec<&String> = listing.partial.iter().collect();
         let missing: Vec<&VolumeRow> = volumes

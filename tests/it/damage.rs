@@ -188,3 +188,46 @@ fn t13_rebuild_over_garbage_or_with_a_wrong_passphrase_fails_clearly() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("no readable tapevault label"));
 }
+
+#[test]
+fn t11_keyless_verify_finds_truncated_flipped_and_missing_volumes() {
+    let env = two_volume_vault();
+    // No passphrase anywhere: verify must never need one.
+    std::fs::remove_file(env.path("pass")).unwrap();
+    let verify = |env: &Env| {
+        let out = env.tv(&["verify", "--json"]).output().unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code().unwrap(), report)
+    };
+    let (code, report) = verify(&env);
+    assert_eq!(code, 0, "{report}");
+    let volumes = env.volumes();
+    let name = |p: &std::path::PathBuf| p.file_name().unwrap().to_str().unwrap().to_string();
+    let mut bytes = std::fs::read(&volumes[0]).unwrap();
+    bytes[700] ^= 0x80;
+    std::fs::write(&volumes[0], &bytes).unwrap();
+    let second = std::fs::read(&volumes[1]).unwrap();
+    std::fs::write(&volumes[1], &second[..second.len() - 512]).unwrap();
+    let (code, report) = verify(&env);
+    assert_eq!(code, 4, "{report}");
+    assert_eq!(report["damaged"][0]["name"], name(&volumes[0]));
+    assert!(report["damaged"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("BLAKE3"));
+    assert_eq!(report["damaged"][1]["name"], name(&volumes[1]));
+    assert!(report["damaged"][1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("truncated"));
+    std::fs::remove_file(&volumes[1]).unwrap();
+    std::fs::write(
+        env.vault_dir().join("tv000009-deadbeef.tar.partial"),
+        b"half",
+    )
+    .unwrap();
+    let (code, report) = verify(&env);
+    assert_eq!(code, 4, "{report}");
+    assert_eq!(report["missing"][0]["name"], name(&volumes[1]));
+    assert_eq!(report["abandoned"][0], "tv000009-deadbeef.tar");
+}
