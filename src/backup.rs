@@ -420,11 +420,6 @@ struct Writer<'a> {
     next_sequence: u64,
 }
 
-/// The object name of a volume: sequence first, so names sort in media order.
-pub fn volume_name(sequence: u64, id: &VolumeId) -> String {
-    format!("tv{sequence:06}-{}.tar", &id.to_string()[..8])
-}
-
 impl<'a> Writer<'a> {
     fn new(
         vault: &'a dyn Vault,
@@ -506,7 +501,7 @@ impl<'a> Writer<'a> {
     fn open_volume(&mut self) -> Result<()> {
         let volume_id = VolumeId::random();
         let sequence = self.next_sequence;
-        let name = volume_name(sequence, &volume_id);
+        let name = crate::volume::volume_name(sequence, &volume_id);
         let created = unix_now();
         let label = Label {
             format: "tapevault".into(),

@@ -13,7 +13,9 @@ use crate::ids::ChunkId;
 use crate::model::{Node, SnapshotRecord, TREE_HEADER};
 use crate::restore::{locate, read_volume, ReadKeys};
 use crate::vault::Vault;
-use crate::volume::{HashingReader, Label, VolumeIndex, VolumeReader, INDEX_MEMBER, LABEL_MEMBER};
+use crate::volume::{
+    is_volume_name, HashingReader, Label, VolumeIndex, VolumeReader, INDEX_MEMBER,
+};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Read;
@@ -35,7 +37,7 @@ fn volume_names(vault: &dyn Vault) -> Result<Vec<String>> {
         .list()?
         .sealed
         .into_iter()
-        .filter(|n| n.starts_with("tv") && n.ends_with(".tar"))
+        .filter(|n| is_volume_name(n))
         .collect();
     names.sort();
     Ok(names)
@@ -51,14 +53,7 @@ fn read_label(vault: &dyn Vault, name: &str) -> Result<Label> {
             .map_err(|e| Error::corrupt(e.to_string()))?;
         return Label::decode(&bytes);
     }
-    let mut reader = VolumeReader::new(vault.open(name)?);
-    let member = reader
-        .next_member()?
-        .ok_or_else(|| Error::corrupt("empty volume"))?;
-    if member.name != LABEL_MEMBER {
-        return Err(Error::corrupt("first member is not a label"));
-    }
-    Label::decode(&reader.read_data(&member)?)
+    VolumeReader::new(vault.open(name)?).read_label()
 }
 
 /// Rebuild a catalog for `vault` in the new folder `catalog_dir`.
@@ -129,7 +124,6 @@ pub fn rebuild(vault: &dyn Vault, catalog_dir: &Path, passphrase: &[u8]) -> Resu
             )),
         }
     }
-    catalog.discard_pending()?;
     Ok(summary)
 }
 
@@ -141,13 +135,7 @@ fn scan_volume(
 ) -> Result<(VolumeRow, VolumeIndex)> {
     let source = HashingReader::new(vault.open(name)?);
     let mut reader = VolumeReader::new(source);
-    let first = reader
-        .next_member()?
-        .ok_or_else(|| Error::corrupt("empty volume"))?;
-    if first.name != LABEL_MEMBER {
-        return Err(Error::corrupt("first member is not a label"));
-    }
-    let label = Label::decode(&reader.read_data(&first)?)?;
+    let label = reader.read_label()?;
     if label.vault_id != info.vault_id {
         return Err(Error::corrupt(format!(
             "belongs to another vault ({})",

@@ -16,7 +16,7 @@ use crate::model::{Node, NodeKind, PathBytes};
 use crate::pack::PackEntry;
 use crate::target::{self, Target};
 use crate::vault::Vault;
-use crate::volume::{Label, VolumeReader};
+use crate::volume::VolumeReader;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
@@ -521,13 +521,7 @@ pub(crate) fn read_volume(
 ) -> Result<()> {
     let vault_id = keys.vault_id;
     let mut reader = VolumeReader::new(vault.open(&volume.name)?);
-    let first = reader
-        .next_member()?
-        .ok_or_else(|| Error::corrupt("empty volume"))?;
-    if first.name != crate::volume::LABEL_MEMBER {
-        return Err(Error::corrupt("first member is not a label"));
-    }
-    let label = Label::decode(&reader.read_data(&first)?)?;
+    let label = reader.read_label()?;
     if label.vault_id != vault_id || label.volume_id != volume.volume_id {
         return Err(Error::corrupt(format!(
             "wrong volume: expected vault {vault_id} volume #{} id {}, found vault {} volume #{} id {}",

@@ -63,7 +63,9 @@ pub fn verify(vault: &dyn Vault, catalog: &Catalog) -> Result<VerifyReport> {
     report.extra = listing
         .sealed
         .iter()
-        .filter(|name| name.ends_with(".tar") && !volumes.iter().any(|v| &v.name == *name))
+        .filter(|name| {
+            crate::volume::is_volume_name(name) && !volumes.iter().any(|v| &v.name == *name)
+        })
         .cloned()
         .collect();
     for volume in &volumes {

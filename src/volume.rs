@@ -31,6 +31,16 @@ pub const MAX_MEMBER_BYTES: u64 = 64 << 20;
 /// Overhead of a volume besides its members' data: end-of-archive blocks.
 const END_BYTES: u64 = 2 * BLOCK;
 
+/// The object name of a volume: sequence first, so names sort in media order.
+pub fn volume_name(sequence: u64, id: &VolumeId) -> String {
+    format!("tv{sequence:06}-{}.tar", &id.to_string()[..8])
+}
+
+/// True for names [`volume_name`] makes (not the vault label, not partial objects).
+pub fn is_volume_name(name: &str) -> bool {
+    name.starts_with("tv") && name.ends_with(".tar")
+}
+
 /// The tar member name of pack number `n`.
 pub fn pack_member(n: u32) -> String {
     format!("pack-{n:06}.tvp")
@@ -406,6 +416,17 @@ impl<R: Read> VolumeReader<R> {
     /// The underlying reader, positioned after what was read.
     pub fn into_inner(self) -> R {
         self.input
+    }
+
+    /// Read and decode the label, which must be the first member.
+    pub fn read_label(&mut self) -> Result<Label> {
+        let first = self
+            .next_member()?
+            .ok_or_else(|| Error::corrupt("empty volume"))?;
+        if first.name != LABEL_MEMBER {
+            return Err(Error::corrupt("first member is not a label"));
+        }
+        Label::decode(&self.read_data(&first)?)
     }
 
     /// The next member header, or `None` at the end-of-archive marker.
