@@ -192,6 +192,15 @@ impl Catalog {
         })
     }
 
+    /// Close and delete this catalog's database (a rebuild that failed half-way).
+    pub fn discard(self) {
+        let path = self.dir.join(DB_FILE);
+        drop(self.conn);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
     /// The catalog directory.
     pub fn dir(&self) -> &Path {
         &self.dir

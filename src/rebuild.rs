@@ -59,7 +59,6 @@ fn read_label(vault: &dyn Vault, name: &str) -> Result<Label> {
 /// Rebuild a catalog for `vault` in the new folder `catalog_dir`.
 pub fn rebuild(vault: &dyn Vault, catalog_dir: &Path, passphrase: &[u8]) -> Result<RebuildSummary> {
     let names = volume_names(vault)?;
-    let mut summary = RebuildSummary::default();
     // The key comes from the first readable label: the vault label, else any volume's.
     let mut candidates = vec![crate::keys::VAULT_LABEL.to_string()];
     candidates.extend(names.iter().cloned());
@@ -81,10 +80,36 @@ pub fn rebuild(vault: &dyn Vault, catalog_dir: &Path, passphrase: &[u8]) -> Resu
         chunker: label.chunker.clone(),
     };
     let mut catalog = Catalog::create(catalog_dir, &info)?;
+    match fill(
+        vault,
+        &mut catalog,
+        &info,
+        &key,
+        &names,
+        RebuildSummary::default(),
+    ) {
+        Ok(summary) => Ok(summary),
+        Err(err) => {
+            // A half-built catalog would be trusted by the next run; leave none behind.
+            catalog.discard();
+            Err(err)
+        }
+    }
+}
+
+/// Record every readable volume, then every snapshot whose tree can be read.
+fn fill(
+    vault: &dyn Vault,
+    catalog: &mut Catalog,
+    info: &VaultInfo,
+    key: &MasterKey,
+    names: &[String],
+    mut summary: RebuildSummary,
+) -> Result<RebuildSummary> {
     let mut snapshots: Vec<(SnapshotRecord, u64)> = Vec::new();
     let mut seen: HashMap<u64, String> = HashMap::new();
-    for name in &names {
-        match scan_volume(vault, name, &info, &key) {
+    for name in names {
+        match scan_volume(vault, name, info, key) {
             Ok((row, index)) => {
                 if let Some(first) = seen.get(&row.sequence) {
                     summary.problems.push(format!(
@@ -109,7 +134,7 @@ pub fn rebuild(vault: &dyn Vault, catalog_dir: &Path, passphrase: &[u8]) -> Resu
         )));
     }
     for (record, sequence) in snapshots {
-        match load_tree(vault, &catalog, &key, info.vault_id, &record.tree) {
+        match load_tree(vault, catalog, key, info.vault_id, &record.tree) {
             Ok(nodes) => {
                 catalog.begin_snapshot(&record.id)?;
                 for batch in nodes.chunks(512) {

@@ -231,3 +231,31 @@ fn t11_keyless_verify_finds_truncated_flipped_and_missing_volumes() {
     assert_eq!(report["missing"][0]["name"], name(&volumes[1]));
     assert_eq!(report["abandoned"][0], "tv000009-deadbeef.tar");
 }
+
+#[test]
+fn a_rebuild_that_fails_half_way_leaves_no_catalog_behind() {
+    let env = two_volume_vault();
+    std::fs::remove_dir_all(env.path("catalog")).unwrap();
+    // Labels stay readable (the key is found) but every volume's body is cut short.
+    for volume in env.volumes() {
+        let bytes = std::fs::read(&volume).unwrap();
+        std::fs::write(&volume, &bytes[..2048]).unwrap();
+    }
+    let out = env.tv(&["catalog", "rebuild"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !env.path("catalog/catalog.sqlite").exists(),
+        "a failed rebuild left a catalog"
+    );
+    let out = env.tv(&["catalog", "rebuild"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("already exists"),
+        "the retry must not be blocked: {err}"
+    );
+}
