@@ -79,6 +79,30 @@ enum Msg {
 }
 
 /// Run a backup into `vault`, recording it in `catalog`.
+/// A catalog older than the vault (restored from a backup copy, or the vault was
+/// written through another catalog) would reuse sequence numbers and trust chunks
+/// it does not know the state of: refuse, and say how to get a current one.
+fn refuse_stale_catalog(catalog: &Catalog, listing: &crate::vault::Listing) -> Result<()> {
+    let next = catalog.next_sequence()?;
+    let newer: Vec<&str> = listing
+        .sealed
+        .iter()
+        .filter(|name| {
+            crate::volume::parse_volume_name(name).is_some_and(|(sequence, _)| sequence >= next)
+        })
+        .map(String::as_str)
+        .collect();
+    if let Some(first) = newer.first() {
+        return Err(Error::corrupt(format!(
+            "the vault has {} volumes newer than this catalog knows (first: {first}): the catalog \
+             is stale; rebuild it with `tapevault catalog rebuild --catalog NEWDIR`",
+            newer.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Back up `options.sources` into new volumes and record the snapshot.
 pub fn backup(
     vault: &dyn Vault,
     catalog: &mut Catalog,
@@ -94,7 +118,9 @@ pub fn backup(
     }
     let info = catalog.vault_info()?;
     catalog.discard_pending()?;
-    let abandoned = vault.list()?.partial;
+    let listing = vault.list()?;
+    refuse_stale_catalog(catalog, &listing)?;
+    let abandoned = listing.partial;
     let sources = source::normalise_sources(&options.sources)?;
     let parent = catalog.snapshots()?.into_iter().next_back();
     let snapshot_id = SnapshotId::random();

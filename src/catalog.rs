@@ -18,11 +18,22 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 const DB_FILE: &str = "catalog.sqlite";
 const LOCK_FILE: &str = "lock";
 
-const SCHEMA: &str = "
+/// Added in schema 2; a schema-1 catalog gains it when opened.
+macro_rules! drills_table {
+    () => {
+        "CREATE TABLE IF NOT EXISTS drills(
+  id INTEGER PRIMARY KEY, started INTEGER NOT NULL, snapshot TEXT NOT NULL, mode TEXT NOT NULL,
+  outcome TEXT NOT NULL, files INTEGER NOT NULL, bytes INTEGER NOT NULL,
+  damaged INTEGER NOT NULL, seconds REAL NOT NULL, report TEXT NOT NULL);"
+    };
+}
+
+const SCHEMA: &str = concat!(
+    "
 CREATE TABLE vault(
   one INTEGER PRIMARY KEY CHECK (one = 1),
   vault_id TEXT NOT NULL, address TEXT NOT NULL, fingerprint TEXT NOT NULL,
@@ -42,7 +53,30 @@ CREATE TABLE snapshots(
   id TEXT PRIMARY KEY, sequence INTEGER, state TEXT NOT NULL, record TEXT);
 CREATE TABLE nodes(snapshot TEXT NOT NULL, path BLOB NOT NULL, node TEXT NOT NULL);
 CREATE INDEX nodes_by_path ON nodes(snapshot, path);
-";
+",
+    drills_table!()
+);
+
+/// One past drill, as `drill --history` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DrillRecord {
+    /// Seconds since the epoch when it started.
+    pub started: i64,
+    /// Snapshot drilled.
+    pub snapshot: String,
+    /// `sample N`, `all`, with `from-scratch` when the catalog was rebuilt first.
+    pub mode: String,
+    /// `passed` or `damage`.
+    pub outcome: String,
+    /// Files checked.
+    pub files: u64,
+    /// Bytes checked.
+    pub bytes: u64,
+    /// Files that were not exact.
+    pub damaged: u64,
+    /// Seconds the drill took.
+    pub seconds: f64,
+}
 
 /// What the catalog knows about its vault.
 #[derive(Debug, Clone)]
@@ -167,12 +201,20 @@ impl Catalog {
                 dir.display()
             )));
         }
-        let conn = open_connection(&path)
-            .map_err(|e| e.context(format!("catalog {} is unreadable", path.display())))?;
+        let damaged = |e: &dyn std::fmt::Display| {
+            Error::corrupt(format!(
+                "catalog {} is damaged ({e}): move it aside and run `tapevault catalog rebuild`",
+                path.display()
+            ))
+        };
+        let conn = open_connection(&path).map_err(|e| damaged(&e))?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(|e| Error::corrupt(format!("catalog {} is damaged: {e}", path.display())))?;
-        if version != SCHEMA_VERSION {
+            .map_err(|e| damaged(&e))?;
+        if version == 1 {
+            conn.execute_batch(drills_table!())?;
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        } else if version != SCHEMA_VERSION {
             return Err(Error::corrupt(format!(
                 "catalog {} has schema version {version}, this build reads {SCHEMA_VERSION}",
                 path.display()
@@ -299,6 +341,97 @@ impl Catalog {
             });
         }
         Ok(out)
+    }
+
+    /// Record what a check found about a volume: `sealed`, `damaged` or `missing`.
+    pub fn set_volume_state(&mut self, sequence: u64, state: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE volumes SET state = ?2 WHERE sequence = ?1",
+            params![sequence as i64, state],
+        )?;
+        Ok(())
+    }
+
+    /// Replace the wrapped master key (a new passphrase for the same key).
+    pub fn set_wrapped_key(&mut self, wrapped: &WrappedKey) -> Result<()> {
+        self.conn.execute(
+            "UPDATE vault SET wrapped_key = ?1",
+            params![serde_json::to_string(wrapped).expect("key serialises")],
+        )?;
+        Ok(())
+    }
+
+    /// Every blob the catalog places in volume `sequence`, by pack number.
+    pub fn blobs_in_volume(
+        &self,
+        sequence: u64,
+    ) -> Result<std::collections::BTreeMap<u32, Vec<(ChunkId, BlobLocation)>>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT b.chunk_id, b.kind, p.number, b.position, b.offset, b.sealed_len, b.plain_len
+             FROM blobs b JOIN packs p ON p.id = b.pack WHERE p.sequence = ?1",
+        )?;
+        let mut rows = stmt.query(params![sequence as i64])?;
+        let mut out: std::collections::BTreeMap<u32, Vec<(ChunkId, BlobLocation)>> =
+            Default::default();
+        while let Some(r) = rows.next()? {
+            let id: Vec<u8> = r.get(0)?;
+            let id = ChunkId(
+                id.try_into()
+                    .map_err(|_| Error::corrupt("catalog chunk id is not 32 bytes"))?,
+            );
+            let kind = BlobKind::from_code(r.get(1)?)?;
+            let location = BlobLocation {
+                kind,
+                sequence,
+                pack: r.get(2)?,
+                position: r.get(3)?,
+                offset: r.get::<_, i64>(4)? as u64,
+                sealed_len: r.get(5)?,
+                plain_len: r.get(6)?,
+            };
+            out.entry(location.pack).or_default().push((id, location));
+        }
+        Ok(out)
+    }
+
+    /// Save a drill's outcome and its full JSON report.
+    pub fn record_drill(&mut self, drill: &DrillRecord, report_json: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO drills(started, snapshot, mode, outcome, files, bytes, damaged, seconds, report)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                drill.started,
+                drill.snapshot,
+                drill.mode,
+                drill.outcome,
+                drill.files as i64,
+                drill.bytes as i64,
+                drill.damaged as i64,
+                drill.seconds,
+                report_json
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Past drills, oldest first.
+    pub fn drills(&self) -> Result<Vec<DrillRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT started, snapshot, mode, outcome, files, bytes, damaged, seconds FROM drills ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(DrillRecord {
+                started: r.get(0)?,
+                snapshot: r.get(1)?,
+                mode: r.get(2)?,
+                outcome: r.get(3)?,
+                files: r.get::<_, i64>(4)? as u64,
+                bytes: r.get::<_, i64>(5)? as u64,
+                damaged: r.get::<_, i64>(6)? as u64,
+                seconds: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     /// Every volume, by sequence number.

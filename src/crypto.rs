@@ -269,7 +269,7 @@ impl PackSealer {
 }
 
 /// argon2id parameters and salt, recorded in every label.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KdfParams {
     /// Always "argon2id" in format version 1.
     pub algorithm: String,
@@ -355,7 +355,7 @@ impl WrappingKey {
 }
 
 /// The master key wrapped by the passphrase, as stored in the catalog and every label.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct WrappedKey {
     /// How the wrapping key is derived from the passphrase.
     pub kdf: KdfParams,

@@ -19,6 +19,11 @@ use std::path::Path;
 /// The vault label object at a vault's root.
 pub const VAULT_LABEL: &str = "vault.tvl";
 
+/// Is this the vault label or a key label that `key passwd`/`key import` added (`vault-XXXXXXXX.tvl`)?
+pub fn is_key_label_name(name: &str) -> bool {
+    name == VAULT_LABEL || (name.starts_with("vault-") && name.ends_with(".tvl"))
+}
+
 /// What `init` made.
 #[derive(Debug, Serialize)]
 pub struct InitSummary {
@@ -90,4 +95,210 @@ pub fn unlock(catalog: &Catalog, passphrase: &[u8]) -> Result<MasterKey> {
         ));
     }
     Ok(key)
+}
+
+/// Write a new key label (`vault-XXXXXXXX.tvl`) holding `wrapped`, so the vault alone
+/// plus the new passphrase is enough for a rebuild. Earlier labels stay as they are.
+fn write_key_label(vault: &dyn Vault, info: &VaultInfo, wrapped: &WrappedKey) -> Result<String> {
+    let volume_id = VolumeId::random();
+    let name = format!("vault-{}.tvl", &volume_id.to_string()[..8]);
+    let label = Label {
+        format: "tapevault".into(),
+        format_version: FORMAT_VERSION,
+        vault_id: info.vault_id,
+        volume_id,
+        sequence: 0,
+        created: crate::backup::unix_now(),
+        chunker: info.chunker.clone(),
+        wrapped_key: wrapped.clone(),
+    };
+    let mut sink = vault.create(&name)?;
+    sink.write_all(&label.encode())
+        .map_err(|e| Error::io("cannot write", Path::new(&name), e))?;
+    sink.seal()?;
+    Ok(name)
+}
+
+/// A fresh wrapping of `key` under `passphrase`, as costly as `like` (new salt).
+fn rewrap(
+    key: &MasterKey,
+    info: &VaultInfo,
+    passphrase: &[u8],
+    like: &KdfParams,
+) -> Result<WrappedKey> {
+    if passphrase.is_empty() {
+        return Err(Error::usage("refusing an empty passphrase"));
+    }
+    let kdf = KdfParams::new(like.memory_kib, like.iterations, like.parallelism)?;
+    WrappedKey::wrap(key, info.vault_id, passphrase, kdf)
+}
+
+/// What a passphrase change or a paper import did.
+#[derive(Debug, Serialize)]
+pub struct KeySummary {
+    /// The vault.
+    pub vault_id: VaultId,
+    /// The master key's fingerprint (unchanged).
+    pub fingerprint: String,
+    /// The key label written to the vault.
+    pub key_label: String,
+    /// The catalog that now holds the new wrapping.
+    pub catalog: String,
+    /// What a paper import rebuilt, when it had to.
+    pub rebuilt: Option<crate::rebuild::RebuildSummary>,
+    /// Anything the operator should know.
+    pub notes: Vec<String>,
+}
+
+/// `key passwd`: the same master key, wrapped under a new passphrase.
+pub fn change_passphrase(
+    vault: &dyn Vault,
+    catalog: &mut Catalog,
+    key: &MasterKey,
+    new_passphrase: &[u8],
+) -> Result<KeySummary> {
+    let info = catalog.vault_info()?;
+    let wrapped = rewrap(key, &info, new_passphrase, &info.wrapped_key.kdf)?;
+    // The vault first: should the catalog update fail, a rebuild still finds the new wrapping.
+    let key_label = write_key_label(vault, &info, &wrapped)?;
+    catalog.set_wrapped_key(&wrapped)?;
+    Ok(KeySummary {
+        vault_id: info.vault_id,
+        fingerprint: info.fingerprint,
+        key_label,
+        catalog: catalog.dir().display().to_string(),
+        rebuilt: None,
+        notes: vec![
+            "volumes written before now still carry the old wrapping in their labels: \
+             the old passphrase keeps opening them"
+                .into(),
+        ],
+    })
+}
+
+/// Does `key` open this vault? Tries the first pack header of up to three volumes.
+/// `Ok(false)` means the vault holds no pack to try it on.
+fn key_opens_vault(vault: &dyn Vault, vault_id: VaultId, key: &MasterKey) -> Result<bool> {
+    let names = crate::rebuild::volume_names(vault)?;
+    let mut tried = 0;
+    for name in &names {
+        let attempt = (|| -> Result<Option<bool>> {
+            let mut reader = crate::volume::VolumeReader::new(vault.open(name)?);
+            let label = reader.read_label()?;
+            while let Some(member) = reader.next_member()? {
+                if let Some(number) = crate::volume::pack_number(&member.name) {
+                    let data = reader.read_data(&member)?;
+                    let sealer = key
+                        .volume_key(&label.volume_id)
+                        .pack_sealer(vault_id, number);
+                    return Ok(Some(crate::pack::read_entries(&data, &sealer).is_ok()));
+                }
+            }
+            Ok(None)
+        })();
+        match attempt {
+            Ok(Some(true)) => return Ok(true),
+            Ok(Some(false)) => tried += 1,
+            _ => {}
+        }
+        if tried == 3 {
+            break;
+        }
+    }
+    if tried > 0 {
+        return Err(Error::new(
+            crate::error::ErrorKind::WrongKey,
+            "this paper key does not open the vault's volumes (wrong sheet, or a sheet of another vault)",
+        ));
+    }
+    Ok(false)
+}
+
+/// `key import --paper`: a working catalog, wrapped under a new passphrase, from a paper key.
+///
+/// An existing catalog for the same key gets the new wrapping; otherwise a
+/// new catalog is rebuilt from the vault with the paper key.
+pub fn import_paper(
+    vault: &dyn Vault,
+    catalog_dir: &Path,
+    paper: &str,
+    new_passphrase: &[u8],
+) -> Result<KeySummary> {
+    let (vault_id, key) = crate::paper::import(paper)?;
+    let vault_label = crate::rebuild::any_label(vault)?;
+    if vault_label.vault_id != vault_id {
+        return Err(Error::new(
+            crate::error::ErrorKind::WrongKey,
+            format!(
+                "this paper key is for vault {vault_id}, but {} is vault {}",
+                vault.location(),
+                vault_label.vault_id
+            ),
+        ));
+    }
+    let mut notes = Vec::new();
+    if !key_opens_vault(vault, vault_id, &key)? {
+        notes.push(
+            "the vault holds no volume yet, so the paper key could not be checked against data"
+                .to_string(),
+        );
+    }
+    let mut info = VaultInfo {
+        vault_id,
+        address: vault.location().to_string(),
+        fingerprint: key.fingerprint(),
+        wrapped_key: vault_label.wrapped_key.clone(),
+        chunker: vault_label.chunker.clone(),
+    };
+    info.wrapped_key = rewrap(&key, &info, new_passphrase, &vault_label.wrapped_key.kdf)?;
+    let key_label = write_key_label(vault, &info, &info.wrapped_key)?;
+    let existing = Catalog::open(catalog_dir, vault.location()).ok();
+    let rebuilt = match existing {
+        Some(mut catalog) => {
+            if catalog.vault_info()?.fingerprint != info.fingerprint {
+                return Err(Error::new(
+                    crate::error::ErrorKind::WrongKey,
+                    format!(
+                        "the catalog in {} belongs to another key; pass --catalog NEWDIR to rebuild one",
+                        catalog_dir.display()
+                    ),
+                ));
+            }
+            catalog.set_wrapped_key(&info.wrapped_key)?;
+            None
+        }
+        None => Some(crate::rebuild::rebuild_with_key(
+            vault,
+            catalog_dir,
+            &key,
+            &info,
+        )?),
+    };
+    Ok(KeySummary {
+        vault_id,
+        fingerprint: info.fingerprint,
+        key_label,
+        catalog: catalog_dir.display().to_string(),
+        rebuilt,
+        notes,
+    })
+}
+
+/// Refuse a catalog that belongs to another vault than the one addressed.
+pub fn check_catalog_matches(vault: &dyn Vault, catalog: &Catalog) -> Result<()> {
+    let info = catalog.vault_info()?;
+    // An unreadable label is the volumes' problem, reported where they are read.
+    if let Ok(label) = crate::rebuild::any_label(vault) {
+        if label.vault_id != info.vault_id {
+            return Err(Error::corrupt(format!(
+                "catalog {} belongs to vault {}, but {} is vault {}: pass the right --catalog, \
+                 or make one with `tapevault catalog rebuild --catalog NEWDIR`",
+                catalog.dir().display(),
+                info.vault_id,
+                vault.location(),
+                label.vault_id
+            )));
+        }
+    }
+    Ok(())
 }

@@ -1,38 +1,45 @@
-//! `catalog rebuild`: a new catalog from the vault and the passphrase alone.
+//! `catalog rebuild`: a new catalog from the vault and the passphrase (or the key) alone.
 //!
 //! Reads every volume's label and index (and hashes every byte, so keyless
-//! verify works afterwards), records volumes, packs and blobs in sequence
-//! order, then reads each snapshot's tree blobs back into nodes. It never
-//! writes to the vault. Volumes that are foreign, unreadable or lack an
-//! intact index are reported, not recorded, so nothing dedups against them.
+//! verify works afterwards), records volumes, packs and blobs, then reads
+//! each snapshot's tree blobs back into nodes. It never writes to the vault.
+//! A volume whose index is damaged or missing is recovered by scanning its
+//! self-describing packs (recorded `damaged`, so nothing dedups against it);
+//! a volume whose label is damaged is identified through the set list of a
+//! later volume's index. Foreign and unreadable volumes are reported, not
+//! recorded.
 
 use crate::catalog::{Catalog, VaultInfo, VolumeRow};
 use crate::crypto::{BlobKind, MasterKey};
-use crate::error::{Error, Result};
-use crate::ids::ChunkId;
+use crate::error::{Error, ErrorKind, Result};
+use crate::ids::{ChunkId, VaultId, VolumeId};
 use crate::model::{Node, SnapshotRecord, TREE_HEADER};
-use crate::restore::{locate, read_volume, ReadKeys};
+use crate::restore::{locate, read_volume, Findings, ReadKeys};
 use crate::vault::Vault;
 use crate::volume::{
-    is_volume_name, HashingReader, Label, VolumeIndex, VolumeReader, INDEX_MEMBER,
+    is_volume_name, parse_volume_name, HashingReader, IndexBlob, IndexPack, Label, SetEntry,
+    VolumeIndex, VolumeReader, INDEX_MEMBER,
 };
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 
 /// What a rebuild found.
 #[derive(Debug, Default, Serialize)]
 pub struct RebuildSummary {
-    /// Volumes recorded, in sequence order.
+    /// Volumes recorded, in the order they were read.
     pub volumes: Vec<String>,
     /// Snapshots recorded.
     pub snapshots: usize,
-    /// Volumes that could not be used, with the reason.
+    /// Volumes or snapshots that could not be (fully) used, with the reason.
     pub problems: Vec<String>,
+    /// Seconds the rebuild took.
+    pub seconds: f64,
 }
 
-fn volume_names(vault: &dyn Vault) -> Result<Vec<String>> {
+/// Sealed volume names in the vault, in name (= sequence) order.
+pub fn volume_names(vault: &dyn Vault) -> Result<Vec<String>> {
     let mut names: Vec<String> = vault
         .list()?
         .sealed
@@ -44,7 +51,7 @@ fn volume_names(vault: &dyn Vault) -> Result<Vec<String>> {
 }
 
 fn read_label(vault: &dyn Vault, name: &str) -> Result<Label> {
-    if name == crate::keys::VAULT_LABEL {
+    if !is_volume_name(name) {
         let mut bytes = Vec::new();
         vault
             .open(name)?
@@ -56,13 +63,9 @@ fn read_label(vault: &dyn Vault, name: &str) -> Result<Label> {
     VolumeReader::new(vault.open(name)?).read_label()
 }
 
-/// Rebuild a catalog for `vault` in the new folder `catalog_dir`.
-pub fn rebuild(vault: &dyn Vault, catalog_dir: &Path, passphrase: &[u8]) -> Result<RebuildSummary> {
-    let names = volume_names(vault)?;
-    // The key comes from the first readable label: the vault label, else any volume's.
-    let mut candidates = vec![crate::keys::VAULT_LABEL.to_string()];
-    candidates.extend(names.iter().cloned());
-    let label = candidates
+/// The first readable label of the vault (key labels first): who the vault is.
+pub fn any_label(vault: &dyn Vault) -> Result<Label> {
+    label_candidates(vault)?
         .iter()
         .find_map(|name| read_label(vault, name).ok())
         .ok_or_else(|| {
@@ -70,8 +73,55 @@ pub fn rebuild(vault: &dyn Vault, catalog_dir: &Path, passphrase: &[u8]) -> Resu
                 "vault {} holds no readable tapevault label",
                 vault.location()
             ))
-        })?;
-    let key = label.wrapped_key.unwrap(label.vault_id, passphrase)?;
+        })
+}
+
+/// Names that carry a label: key labels (`vault.tvl` first), then volumes in order.
+fn label_candidates(vault: &dyn Vault) -> Result<Vec<String>> {
+    let mut candidates: Vec<String> = vault
+        .list()?
+        .sealed
+        .into_iter()
+        .filter(|n| crate::keys::is_key_label_name(n))
+        .collect();
+    candidates.sort_by_key(|n| n != crate::keys::VAULT_LABEL);
+    candidates.extend(volume_names(vault)?);
+    Ok(candidates)
+}
+
+/// Unlock the master key with `passphrase` from the first label whose wrapped key it opens:
+/// key labels first (`vault.tvl`, then those `key passwd` added), then volume labels.
+pub fn unlock_from_labels(vault: &dyn Vault, passphrase: &[u8]) -> Result<(Label, MasterKey)> {
+    let candidates = label_candidates(vault)?;
+    let mut tried = HashSet::new();
+    let mut failure = None;
+    for name in &candidates {
+        let Ok(label) = read_label(vault, name) else {
+            continue;
+        };
+        // Each distinct wrapped key costs one argon2 run; most labels share one.
+        if !tried.insert(label.wrapped_key.clone()) {
+            continue;
+        }
+        match label.wrapped_key.unwrap(label.vault_id, passphrase) {
+            Ok(key) => return Ok((label, key)),
+            Err(err) if err.kind() == ErrorKind::WrongKey || failure.is_none() => {
+                failure = Some(err)
+            }
+            Err(_) => {}
+        }
+    }
+    Err(failure.unwrap_or_else(|| {
+        Error::corrupt(format!(
+            "vault {} holds no readable tapevault label",
+            vault.location()
+        ))
+    }))
+}
+
+/// Rebuild a catalog for `vault` in the new folder `catalog_dir`, unlocking with `passphrase`.
+pub fn rebuild(vault: &dyn Vault, catalog_dir: &Path, passphrase: &[u8]) -> Result<RebuildSummary> {
+    let (label, key) = unlock_from_labels(vault, passphrase)?;
     let info = VaultInfo {
         vault_id: label.vault_id,
         address: vault.location().to_string(),
@@ -79,16 +129,24 @@ pub fn rebuild(vault: &dyn Vault, catalog_dir: &Path, passphrase: &[u8]) -> Resu
         wrapped_key: label.wrapped_key.clone(),
         chunker: label.chunker.clone(),
     };
-    let mut catalog = Catalog::create(catalog_dir, &info)?;
-    match fill(
-        vault,
-        &mut catalog,
-        &info,
-        &key,
-        &names,
-        RebuildSummary::default(),
-    ) {
-        Ok(summary) => Ok(summary),
+    rebuild_with_key(vault, catalog_dir, &key, &info)
+}
+
+/// Rebuild a catalog holding `info` (whose wrapped key unlocks `key`) from the vault.
+pub fn rebuild_with_key(
+    vault: &dyn Vault,
+    catalog_dir: &Path,
+    key: &MasterKey,
+    info: &VaultInfo,
+) -> Result<RebuildSummary> {
+    let started = std::time::Instant::now();
+    let names = volume_names(vault)?;
+    let mut catalog = Catalog::create(catalog_dir, info)?;
+    match fill(vault, &mut catalog, info.vault_id, key, &names) {
+        Ok(mut summary) => {
+            summary.seconds = started.elapsed().as_secs_f64();
+            Ok(summary)
+        }
         Err(err) => {
             // A half-built catalog would be trusted by the next run; leave none behind.
             catalog.discard();
@@ -97,33 +155,129 @@ pub fn rebuild(vault: &dyn Vault, catalog_dir: &Path, passphrase: &[u8]) -> Resu
     }
 }
 
+/// A volume as read back: its row, packs and what its index added.
+struct ScannedVolume {
+    row: VolumeRow,
+    packs: Vec<IndexPack>,
+    index: Option<VolumeIndex>,
+    problem: Option<String>,
+}
+
+/// Why a volume could not be scanned.
+enum ScanError {
+    /// The label is unreadable; a later volume's set list may identify it.
+    LabelDamaged(Error),
+    Other(Error),
+}
+
+impl From<Error> for ScanError {
+    fn from(err: Error) -> ScanError {
+        ScanError::Other(err)
+    }
+}
+
+/// What the volumes read so far said about the vault.
+#[derive(Default)]
+struct Found {
+    /// Which volume claimed each sequence first.
+    seen: HashMap<u64, String>,
+    /// Volume ids by sequence, from the set lists of intact indexes.
+    set: HashMap<u64, VolumeId>,
+    /// Snapshot records and the volume that completed each.
+    snapshots: Vec<(SnapshotRecord, u64)>,
+}
+
+impl Found {
+    fn record(
+        &mut self,
+        catalog: &mut Catalog,
+        name: &str,
+        scanned: ScannedVolume,
+        summary: &mut RebuildSummary,
+    ) -> Result<()> {
+        let sequence = scanned.row.sequence;
+        if let Some(first) = self.seen.get(&sequence) {
+            summary.problems.push(format!(
+                "{name}: claims sequence {sequence} like {first}; ignored"
+            ));
+            return Ok(());
+        }
+        self.seen.insert(sequence, name.to_string());
+        catalog.record_volume(&scanned.row, &scanned.packs, None)?;
+        summary.problems.extend(scanned.problem);
+        if let Some(index) = scanned.index {
+            self.set
+                .extend(index.set.iter().map(|e| (e.sequence, e.volume_id)));
+            self.snapshots
+                .extend(index.snapshots.into_iter().map(|s| (s, sequence)));
+        }
+        summary.volumes.push(name.to_string());
+        Ok(())
+    }
+}
+
 /// Record every readable volume, then every snapshot whose tree can be read.
 fn fill(
     vault: &dyn Vault,
     catalog: &mut Catalog,
-    info: &VaultInfo,
+    vault_id: VaultId,
     key: &MasterKey,
     names: &[String],
-    mut summary: RebuildSummary,
 ) -> Result<RebuildSummary> {
-    let mut snapshots: Vec<(SnapshotRecord, u64)> = Vec::new();
-    let mut seen: HashMap<u64, String> = HashMap::new();
+    let mut summary = RebuildSummary::default();
+    let mut found = Found::default();
+    let mut label_damaged = Vec::new();
     for name in names {
-        match scan_volume(vault, name, info, key) {
-            Ok((row, index)) => {
-                if let Some(first) = seen.get(&row.sequence) {
-                    summary.problems.push(format!(
-                        "{name}: claims sequence {} like {first}; ignored",
-                        row.sequence
-                    ));
-                    continue;
-                }
-                seen.insert(row.sequence, name.clone());
-                catalog.record_volume(&row, &index.packs, None)?;
-                snapshots.extend(index.snapshots.into_iter().map(|s| (s, row.sequence)));
-                summary.volumes.push(name.clone());
+        match scan_volume(vault, name, vault_id, key, None) {
+            Ok(scanned) => found.record(catalog, name, scanned, &mut summary)?,
+            Err(ScanError::LabelDamaged(err)) => label_damaged.push((name, err)),
+            Err(ScanError::Other(err)) => summary.problems.push(format!("{name}: {err}")),
+        }
+    }
+    for (name, err) in label_damaged {
+        let identity = parse_volume_name(name).and_then(|(sequence, prefix)| {
+            let id = found.set.get(&sequence)?;
+            id.to_string().starts_with(prefix).then_some(SetEntry {
+                sequence,
+                volume_id: *id,
+            })
+        });
+        let Some(identity) = identity else {
+            summary.problems.push(format!(
+                "{name}: {err}, and no later volume's index names it"
+            ));
+            continue;
+        };
+        match scan_volume(vault, name, vault_id, key, Some(identity)) {
+            Ok(mut scanned) => {
+                scanned.problem.get_or_insert(format!(
+                    "{name}: {err}; identified by a later volume's index and read"
+                ));
+                found.record(catalog, name, scanned, &mut summary)?;
             }
-            Err(err) => summary.problems.push(format!("{name}: {err}")),
+            Err(ScanError::LabelDamaged(err) | ScanError::Other(err)) => {
+                summary.problems.push(format!("{name}: {err}"))
+            }
+        }
+    }
+    let mut lost: Vec<_> = found
+        .set
+        .iter()
+        .filter(|(sequence, _)| !found.seen.contains_key(sequence))
+        .collect();
+    lost.sort();
+    for (sequence, id) in lost {
+        summary.problems.push(format!(
+            "volume #{sequence} (id {id}) is missing from the vault: a later volume's index names it"
+        ));
+    }
+    let newest = found.seen.keys().max().copied();
+    if let Some(newest) = newest {
+        if !found.snapshots.iter().any(|(_, s)| *s == newest) {
+            summary.problems.push(format!(
+                "the newest volume (#{newest}) completes no snapshot: later volumes may be \
+                 missing, or the last backup did not finish"
+            ));
         }
     }
     if summary.volumes.is_empty() && !names.is_empty() {
@@ -133,8 +287,8 @@ fn fill(
             summary.problems.join("; ")
         )));
     }
-    for (record, sequence) in snapshots {
-        match load_tree(vault, catalog, key, info.vault_id, &record.tree) {
+    for (record, sequence) in found.snapshots {
+        match load_tree(vault, catalog, key, vault_id, &record.tree) {
             Ok(nodes) => {
                 catalog.begin_snapshot(&record.id)?;
                 for batch in nodes.chunks(512) {
@@ -152,44 +306,108 @@ fn fill(
     Ok(summary)
 }
 
+/// Read one volume: its label (or the `identity` a set list gave), its index,
+/// and, when the index is unusable, the headers of its packs.
 fn scan_volume(
     vault: &dyn Vault,
     name: &str,
-    info: &VaultInfo,
+    vault_id: VaultId,
     key: &MasterKey,
-) -> Result<(VolumeRow, VolumeIndex)> {
-    let source = HashingReader::new(vault.open(name)?);
-    let mut reader = VolumeReader::new(source);
-    let label = reader.read_label()?;
-    if label.vault_id != info.vault_id {
-        return Err(Error::corrupt(format!(
-            "belongs to another vault ({})",
-            label.vault_id
-        )));
-    }
+    identity: Option<SetEntry>,
+) -> std::result::Result<ScannedVolume, ScanError> {
+    let mut reader = VolumeReader::new(HashingReader::new(vault.open(name)?));
+    let label = Label::decode(&reader.read_label_bytes()?);
+    let (sequence, volume_id, created) = match (label, identity) {
+        (_, Some(known)) => (known.sequence, known.volume_id, 0),
+        // Foreign, or our own volume with a damaged vault id: a set list may tell.
+        (Ok(label), None) if label.vault_id != vault_id => {
+            return Err(ScanError::LabelDamaged(Error::corrupt(format!(
+                "its label names another vault ({})",
+                label.vault_id
+            ))))
+        }
+        (Ok(label), None) => (label.sequence, label.volume_id, label.created),
+        (Err(err), None) => return Err(ScanError::LabelDamaged(err)),
+    };
+    let volume_key = key.volume_key(&volume_id);
     let mut index = None;
-    while let Some(member) = reader.next_member()? {
+    let mut index_problem = None;
+    let mut scanned = Vec::new();
+    let mut broken = None;
+    loop {
+        let member = match reader.next_member() {
+            Ok(Some(member)) => member,
+            Ok(None) => break,
+            Err(err) => {
+                broken = Some(err);
+                break;
+            }
+        };
+        let data = match reader.read_data(&member) {
+            Ok(data) => data,
+            Err(err) => {
+                broken = Some(err);
+                break;
+            }
+        };
         if member.name == INDEX_MEMBER {
-            let sealed = reader.read_data(&member)?;
-            index = Some(VolumeIndex::open(
-                &sealed,
-                &label,
-                &key.volume_key(&label.volume_id),
-            )?);
+            match VolumeIndex::open(&data, vault_id, volume_id, sequence, &volume_key) {
+                Ok(opened) => index = Some(opened),
+                Err(err) => index_problem = Some(err),
+            }
+        } else if let Some(number) = crate::volume::pack_number(&member.name) {
+            let sealer = volume_key.pack_sealer(vault_id, number);
+            // Headers only: cheap, and what a scan needs if the index turns out unusable.
+            if let Ok(entries) = crate::pack::read_entries(&data, &sealer) {
+                scanned.push(IndexPack {
+                    number,
+                    offset: member.offset,
+                    length: member.size,
+                    blobs: entries.iter().map(IndexBlob::from).collect(),
+                });
+            }
         }
     }
-    let index = index.ok_or_else(|| Error::corrupt("no index: the volume was never finished"))?;
     let (bytes, blake3) = reader.into_inner().finish()?;
-    let row = VolumeRow {
-        sequence: label.sequence,
-        volume_id: label.volume_id,
+    let mut row = VolumeRow {
+        sequence,
+        volume_id,
         name: name.to_string(),
         state: "sealed".into(),
         bytes,
         blake3,
-        created: label.created,
+        created,
     };
-    Ok((row, index))
+    if let (Some(index), None) = (&index, &broken) {
+        return Ok(ScannedVolume {
+            row,
+            packs: index.packs.clone(),
+            index: Some(index.clone()),
+            problem: None,
+        });
+    }
+    if scanned.is_empty() {
+        let why = broken
+            .or(index_problem)
+            .unwrap_or_else(|| Error::corrupt("no index: the volume was never finished"));
+        return Err(ScanError::Other(why));
+    }
+    // Recovered by scan: restorable, but never trusted for dedup.
+    row.state = "damaged".into();
+    let why = match (&broken, &index_problem) {
+        (Some(err), _) => err.to_string(),
+        (None, Some(err)) => format!("index damaged ({err})"),
+        (None, None) => "index missing".into(),
+    };
+    Ok(ScannedVolume {
+        row,
+        problem: Some(format!(
+            "{name}: {why}; {} packs recovered by scanning; snapshot records kept only in its index are lost",
+            scanned.len()
+        )),
+        packs: scanned,
+        index: None,
+    })
 }
 
 /// Read a snapshot's tree blobs and decode its nodes.
@@ -197,7 +415,7 @@ pub fn load_tree(
     vault: &dyn Vault,
     catalog: &Catalog,
     key: &MasterKey,
-    vault_id: crate::ids::VaultId,
+    vault_id: VaultId,
     tree: &[ChunkId],
 ) -> Result<Vec<Node>> {
     let (plan, unknown) = locate(catalog, tree.iter().copied(), BlobKind::Tree)?;
@@ -213,19 +431,29 @@ pub fn load_tree(
         ids: key.chunk_id_key(),
     };
     let mut chunks: HashMap<ChunkId, Vec<u8>> = HashMap::new();
-    let mut errors = Vec::new();
+    let mut findings = Findings::default();
     for (sequence, per_pack) in &plan {
         let volume = volumes
             .get(sequence)
             .ok_or_else(|| Error::corrupt("tree volume unknown"))?;
-        read_volume(vault, volume, &keys, per_pack, &mut errors, |id, plain| {
-            chunks.insert(*id, plain.to_vec());
-        })?;
+        read_volume(
+            vault.open(&volume.name)?,
+            volume,
+            &keys,
+            per_pack,
+            &mut findings,
+            |id, _, plain| {
+                chunks.insert(*id, plain.to_vec());
+            },
+        )?;
     }
     let mut stream = Vec::new();
     for id in tree {
         let chunk = chunks.get(id).ok_or_else(|| {
-            Error::corrupt(format!("tree chunk {id} is damaged: {}", errors.join("; ")))
+            Error::corrupt(format!(
+                "tree chunk {id} is damaged: {}",
+                findings.damage.join("; ")
+            ))
         })?;
         stream.extend_from_slice(chunk);
     }

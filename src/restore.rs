@@ -73,17 +73,29 @@ pub struct RestoreReport {
     pub bytes: u64,
     /// Volumes read, in order.
     pub volumes_read: Vec<String>,
+    /// Seconds from the start until the first restored byte was written.
+    pub first_byte_seconds: Option<f64>,
+    /// Seconds the whole restore took.
+    pub seconds: f64,
+    /// What could not be restored exactly.
+    #[serde(flatten)]
+    pub problems: RestoreProblems,
+}
+
+/// What a restore (or a drill) could not do exactly.
+#[derive(Debug, Default, Serialize)]
+pub struct RestoreProblems {
     /// Files that are not exact.
     pub damaged: Vec<FileDamage>,
     /// Entries refused.
     pub refused: Vec<Refusal>,
     /// Volume-level problems (missing, wrong, unreadable).
     pub volume_errors: Vec<String>,
-    /// Attributes that could not be applied.
+    /// Attributes that could not be applied, damaged labels and other problems that cost no data.
     pub warnings: Vec<String>,
 }
 
-impl RestoreReport {
+impl RestoreProblems {
     /// True when some data is missing or wrong (exit 4).
     pub fn has_damage(&self) -> bool {
         !self.damaged.is_empty() || !self.refused.is_empty() || !self.volume_errors.is_empty()
@@ -122,7 +134,7 @@ pub struct PlannedVolume {
 }
 
 type ChunkTargets = HashMap<ChunkId, Vec<(usize, u64)>>;
-pub(crate) type PackPlan = BTreeMap<u64, BTreeMap<u32, Vec<(ChunkId, BlobLocation)>>>;
+pub(crate) type PackPlan = BTreeMap<u64, PackBlobs>;
 
 fn parent_and_name(path: &PathBytes) -> (Vec<u8>, Vec<u8>) {
     match path.0.iter().rposition(|b| *b == b'/') {
@@ -209,6 +221,7 @@ pub fn restore(
     key: &MasterKey,
     options: &RestoreOptions,
 ) -> Result<RestoreReport> {
+    let started = std::time::Instant::now();
     let record = catalog.find_snapshot(&options.snapshot)?;
     let info = catalog.vault_info()?;
     let includes: Vec<PathBytes> = options
@@ -293,7 +306,7 @@ pub fn restore(
             Ok(())
         })();
         if let Err(err) = step {
-            report.refused.push(Refusal {
+            report.problems.refused.push(Refusal {
                 path: escaped,
                 reason: err.to_string(),
             });
@@ -323,6 +336,7 @@ pub fn restore(
     for (sequence, per_pack) in &packs {
         let Some(volume) = volumes.get(sequence) else {
             report
+                .problems
                 .volume_errors
                 .push(format!("volume #{sequence} is not in the catalog"));
             for (id, _) in per_pack.values().flatten() {
@@ -331,32 +345,41 @@ pub fn restore(
             continue;
         };
         let mut done: HashSet<ChunkId> = HashSet::new();
-        let outcome = read_volume(
-            vault,
-            volume,
-            &keys,
-            per_pack,
-            &mut report.volume_errors,
-            |id, plain| {
-                done.insert(*id);
-                for (index, offset) in wanted.get(id).map(Vec::as_slice).unwrap_or(&[]) {
-                    let file = &files[*index];
-                    let write = target.dir(&file.parent).and_then(|dir| {
-                        target::open_file(&dir, &file.temp, true)?.write_all_at(plain, *offset)
-                    });
-                    if let Err(err) = write {
-                        let file = &mut files[*index];
-                        file.missing.push((*offset, offset + plain.len() as u64));
-                        file.reason.get_or_insert(format!("cannot write: {err}"));
-                    } else {
-                        report.bytes += plain.len() as u64;
+        let mut findings = Findings::default();
+        let outcome = vault.open(&volume.name).and_then(|source| {
+            read_volume(
+                source,
+                volume,
+                &keys,
+                per_pack,
+                &mut findings,
+                |id, _, plain| {
+                    done.insert(*id);
+                    report
+                        .first_byte_seconds
+                        .get_or_insert(started.elapsed().as_secs_f64());
+                    for (index, offset) in wanted.get(id).map(Vec::as_slice).unwrap_or(&[]) {
+                        let file = &files[*index];
+                        let write = target.dir(&file.parent).and_then(|dir| {
+                            target::open_file(&dir, &file.temp, true)?.write_all_at(plain, *offset)
+                        });
+                        if let Err(err) = write {
+                            let file = &mut files[*index];
+                            file.missing.push((*offset, offset + plain.len() as u64));
+                            file.reason.get_or_insert(format!("cannot write: {err}"));
+                        } else {
+                            report.bytes += plain.len() as u64;
+                        }
                     }
-                }
-            },
-        );
+                },
+            )
+        });
+        report.problems.volume_errors.extend(findings.damage);
+        report.problems.warnings.extend(findings.warnings);
         report.volumes_read.push(volume.name.clone());
         if let Err(err) = outcome {
             report
+                .problems
                 .volume_errors
                 .push(format!("volume {} (#{sequence}): {err}", volume.name));
         }
@@ -386,7 +409,7 @@ pub fn restore(
         };
         match result {
             Ok(()) => report.other += 1,
-            Err(reason) => report.refused.push(Refusal {
+            Err(reason) => report.problems.refused.push(Refusal {
                 path: node.path.escaped(),
                 reason,
             }),
@@ -408,12 +431,13 @@ pub fn restore(
         });
         match applied {
             Ok(()) => report.other += 1,
-            Err(err) => report.warnings.push(format!(
+            Err(err) => report.problems.warnings.push(format!(
                 "{}: attributes not applied: {err}",
                 node.path.escaped()
             )),
         }
     }
+    report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
 
@@ -434,14 +458,14 @@ fn screen(nodes: Vec<Node>, report: &mut RestoreReport) -> Vec<Node> {
             continue;
         }
         if let Some(why) = node.path.components().find_map(target::unsafe_component) {
-            report.refused.push(Refusal {
+            report.problems.refused.push(Refusal {
                 path,
                 reason: format!("unsafe name ({why})"),
             });
             continue;
         }
         if duplicate.contains(&node.path.0) {
-            report.refused.push(Refusal {
+            report.problems.refused.push(Refusal {
                 path,
                 reason: "duplicate name in the snapshot".into(),
             });
@@ -449,7 +473,7 @@ fn screen(nodes: Vec<Node>, report: &mut RestoreReport) -> Vec<Node> {
         }
         let (parent, _) = parent_and_name(&node.path);
         if !dirs.contains(&parent) {
-            report.refused.push(Refusal {
+            report.problems.refused.push(Refusal {
                 path,
                 reason: "its parent is not a folder of this restore".into(),
             });
@@ -510,26 +534,55 @@ pub(crate) struct ReadKeys<'a> {
     pub(crate) ids: crate::crypto::ChunkIdKey,
 }
 
-/// Read one volume front to back, handing every needed, verified chunk to `deliver`.
-pub(crate) fn read_volume(
-    vault: &dyn Vault,
+/// What went wrong while reading volumes: lost data, and problems that cost nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Findings {
+    /// Blobs or volumes that could not be read (data lost unless a copy helps).
+    pub(crate) damage: Vec<String>,
+    /// Everything was recovered, but the medium needs a look.
+    pub(crate) warnings: Vec<String>,
+    /// Why each blob that failed did not open.
+    pub(crate) failed_blobs: HashMap<(ChunkId, BlobKind), String>,
+}
+
+/// Blobs wanted from one volume, by pack number.
+pub(crate) type PackBlobs = BTreeMap<u32, Vec<(ChunkId, BlobLocation)>>;
+
+/// Read one volume front to back, handing every wanted, verified chunk to `deliver`.
+///
+/// Returns the reader positioned after the last wanted pack, so a caller can
+/// go on to the index. A damaged label costs nothing: the catalog knows the
+/// volume's identity and every pack authenticates against it.
+pub(crate) fn read_volume<R: Read>(
+    source: R,
     volume: &VolumeRow,
     keys: &ReadKeys<'_>,
-    per_pack: &BTreeMap<u32, Vec<(ChunkId, BlobLocation)>>,
-    errors: &mut Vec<String>,
-    mut deliver: impl FnMut(&ChunkId, &[u8]),
-) -> Result<()> {
+    per_pack: &PackBlobs,
+    findings: &mut Findings,
+    mut deliver: impl FnMut(&ChunkId, &BlobLocation, &[u8]),
+) -> Result<VolumeReader<R>> {
     let vault_id = keys.vault_id;
-    let mut reader = VolumeReader::new(vault.open(&volume.name)?);
-    let label = reader.read_label()?;
-    if label.vault_id != vault_id || label.volume_id != volume.volume_id {
-        return Err(Error::corrupt(format!(
-            "wrong volume: expected vault {vault_id} volume #{} id {}, found vault {} volume #{} id {}",
-            volume.sequence, volume.volume_id, label.vault_id, label.sequence, label.volume_id
-        )));
+    let mut reader = VolumeReader::new(source);
+    // A label naming another volume is either a swapped volume or a damaged label:
+    // the first pack decides, since packs authenticate against the catalog's identity.
+    let mut mismatch = None;
+    match crate::volume::Label::decode(&reader.read_label_bytes()?) {
+        Ok(label) if label.vault_id != vault_id || label.volume_id != volume.volume_id => {
+            mismatch = Some(format!(
+                "wrong volume: expected vault {vault_id} volume #{} id {}, found vault {} volume #{} id {}",
+                volume.sequence, volume.volume_id, label.vault_id, label.sequence, label.volume_id
+            ));
+        }
+        Ok(_) => {}
+        Err(err) => findings.warnings.push(format!(
+            "volume {} (#{}): {err}; its body is read with the identity the catalog holds",
+            volume.name, volume.sequence
+        )),
     }
     let volume_key = keys.master.volume_key(&volume.volume_id);
-    let last_needed = per_pack.keys().next_back().copied().unwrap_or(0);
+    let Some(last_needed) = per_pack.keys().next_back().copied() else {
+        return Ok(reader);
+    };
     while let Some(member) = reader.next_member()? {
         let Some(number) = crate::volume::pack_number(&member.name) else {
             continue;
@@ -542,31 +595,54 @@ pub(crate) fn read_volume(
         };
         let data = reader.read_data(&member)?;
         let sealer = volume_key.pack_sealer(vault_id, number);
-        for (id, loc) in blobs {
-            let entry = PackEntry {
-                kind: loc.kind,
-                id: *id,
-                position: loc.position,
-                offset: loc.offset,
-                sealed_len: loc.sealed_len,
-                plain_len: loc.plain_len,
-            };
-            match crate::pack::open_blob(&data, &entry, &sealer, &keys.ids) {
-                Ok(plain) => deliver(id, &plain),
-                Err(err) => errors.push(format!(
-                    "volume {} pack {number} blob {}: {err}",
-                    volume.name, loc.position
-                )),
+        let opened: Vec<_> = blobs
+            .iter()
+            .map(|(id, loc)| {
+                let entry = PackEntry {
+                    kind: loc.kind,
+                    id: *id,
+                    position: loc.position,
+                    offset: loc.offset,
+                    sealed_len: loc.sealed_len,
+                    plain_len: loc.plain_len,
+                };
+                (
+                    id,
+                    loc,
+                    crate::pack::open_blob(&data, &entry, &sealer, &keys.ids),
+                )
+            })
+            .collect();
+        if let Some(why) = mismatch.take() {
+            if opened.iter().all(|(_, _, result)| result.is_err()) {
+                return Err(Error::corrupt(why));
+            }
+            findings.warnings.push(format!(
+                "volume {}: label damaged ({why}); its packs authenticate as the expected volume",
+                volume.name
+            ));
+        }
+        for (id, loc, result) in opened {
+            match result {
+                Ok(plain) => deliver(id, loc, &plain),
+                Err(err) => {
+                    let why = format!(
+                        "volume {} pack {number} blob {}: {err}",
+                        volume.name, loc.position
+                    );
+                    findings.failed_blobs.insert((*id, loc.kind), why.clone());
+                    findings.damage.push(why);
+                }
             }
         }
         if number == last_needed {
             break;
         }
     }
-    Ok(())
+    Ok(reader)
 }
 
-fn merge(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+pub(crate) fn merge(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     ranges.sort_unstable();
     let mut out: Vec<(u64, u64)> = Vec::new();
     for (start, end) in ranges {
@@ -588,7 +664,7 @@ fn finish_file(
     let dir = match target.dir(&file.parent) {
         Ok(dir) => dir,
         Err(err) => {
-            report.damaged.push(FileDamage {
+            report.problems.damaged.push(FileDamage {
                 path,
                 missing: vec![(0, file.node.size)],
                 reason: err.to_string(),
@@ -613,7 +689,7 @@ fn finish_file(
         if missing.is_empty() {
             missing.push((0, file.node.size));
         }
-        report.damaged.push(FileDamage {
+        report.problems.damaged.push(FileDamage {
             path,
             missing,
             reason,
@@ -625,6 +701,7 @@ fn finish_file(
         target::open_file(&dir, &file.temp, true).and_then(|f| apply_attributes(&f, &file.node));
     if let Err(err) = applied {
         report
+            .problems
             .warnings
             .push(format!("{path}: attributes not applied: {err}"));
     }
@@ -635,7 +712,7 @@ fn finish_file(
         }
         Err(err) => {
             let _ = rustix::fs::unlinkat(&dir, &file.temp[..], rustix::fs::AtFlags::empty());
-            report.refused.push(Refusal {
+            report.problems.refused.push(Refusal {
                 path,
                 reason: format!("cannot put in place: {err}"),
             });

@@ -1,15 +1,24 @@
-//! Keyless `verify`: every volume's bytes against the catalog's size and BLAKE3.
+//! `verify`: keyless (every volume's bytes against the catalog) and `--deep` (every blob and file).
 //!
-//! Needs no passphrase and never writes to the vault or changes the catalog.
-//! Reports volumes that are missing, damaged (size or hash differs),
-//! abandoned (`.partial` left by a crashed run) and extra (in the vault but
-//! not in the catalog); it continues past every problem.
+//! Keyless verify needs no passphrase: it re-hashes each sealed volume and
+//! compares size and BLAKE3 with what was recorded when it was sealed. Deep
+//! verify also opens every blob (authentication, decompression, chunk id),
+//! checks every volume index, and names every file of every snapshot that
+//! uses a blob that failed, with the byte ranges it would lose. Neither
+//! writes to the vault; both continue past every problem and record what
+//! they found as the volume's state in the catalog (`sealed`, `damaged`,
+//! `missing`), so no later backup dedups against a damaged volume.
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, VolumeRow};
+use crate::crypto::{BlobKind, MasterKey};
 use crate::error::Result;
-use crate::vault::Vault;
-use crate::volume::HashingReader;
+use crate::ids::ChunkId;
+use crate::model::NodeKind;
+use crate::restore::{locate, read_volume, Findings, PackBlobs, ReadKeys};
+use crate::vault::{Listing, Vault};
+use crate::volume::{HashingReader, VolumeIndex, INDEX_MEMBER};
 use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A volume with a problem.
 #[derive(Debug, Serialize)]
@@ -50,60 +59,384 @@ impl VerifyReport {
     pub fn has_warnings(&self) -> bool {
         !self.abandoned.is_empty() || !self.extra.is_empty()
     }
+
+    fn start(listing: &Listing, volumes: &[VolumeRow]) -> VerifyReport {
+        VerifyReport {
+            abandoned: listing.partial.clone(),
+            extra: listing
+                .sealed
+                .iter()
+                .filter(|name| {
+                    crate::volume::is_volume_name(name) && !volumes.iter().any(|v| &v.name == *name)
+                })
+                .cloned()
+                .collect(),
+            ..VerifyReport::default()
+        }
+    }
+
+    /// File a volume's outcome: `None` is healthy, else a reason it is damaged.
+    fn volume_outcome(
+        &mut self,
+        volume: &VolumeRow,
+        bytes: u64,
+        damage: Option<String>,
+    ) -> &'static str {
+        self.bytes_checked += bytes;
+        match damage {
+            None => {
+                self.volumes_ok += 1;
+                "sealed"
+            }
+            Some(reason) => {
+                self.damaged.push(problem(volume, reason));
+                "damaged"
+            }
+        }
+    }
+}
+
+fn problem(volume: &VolumeRow, reason: String) -> VolumeProblem {
+    VolumeProblem {
+        sequence: volume.sequence,
+        name: volume.name.clone(),
+        volume_id: volume.volume_id.to_string(),
+        reason,
+    }
+}
+
+/// Compare a volume's size and hash as read with what the catalog recorded at sealing.
+fn compare(volume: &VolumeRow, bytes: u64, hash: &str) -> Option<String> {
+    if bytes != volume.bytes {
+        Some(format!(
+            "{bytes} bytes where {} were sealed (truncated or replaced)",
+            volume.bytes
+        ))
+    } else if hash != volume.blake3 {
+        Some("content differs from what was sealed (BLAKE3 mismatch)".into())
+    } else {
+        None
+    }
 }
 
 /// Check every volume the catalog knows against the vault, without the key.
-pub fn verify(vault: &dyn Vault, catalog: &Catalog) -> Result<VerifyReport> {
+pub fn verify(vault: &dyn Vault, catalog: &mut Catalog) -> Result<VerifyReport> {
     let listing = vault.list()?;
     let volumes = catalog.volumes()?;
-    let mut report = VerifyReport {
-        abandoned: listing.partial.clone(),
-        ..VerifyReport::default()
-    };
-    report.extra = listing
-        .sealed
-        .iter()
-        .filter(|name| {
-            crate::volume::is_volume_name(name) && !volumes.iter().any(|v| &v.name == *name)
-        })
-        .cloned()
-        .collect();
+    let mut report = VerifyReport::start(&listing, &volumes);
     for volume in &volumes {
-        let problem = |reason: String| VolumeProblem {
-            sequence: volume.sequence,
-            name: volume.name.clone(),
-            volume_id: volume.volume_id.to_string(),
-            reason,
-        };
-        if !listing.sealed.contains(&volume.name) {
+        let state = if !listing.sealed.contains(&volume.name) {
             report
                 .missing
-                .push(problem("missing from the vault".into()));
-            continue;
-        }
-        let checked = vault
-            .open(&volume.name)
-            .and_then(|source| HashingReader::new(source).finish());
-        match checked {
-            Ok((bytes, _)) if bytes != volume.bytes => {
-                report.bytes_checked += bytes;
-                report.damaged.push(problem(format!(
-                    "{bytes} bytes where {} were sealed (truncated or replaced)",
-                    volume.bytes
-                )));
+                .push(problem(volume, "missing from the vault".into()));
+            "missing"
+        } else {
+            match vault
+                .open(&volume.name)
+                .and_then(|source| HashingReader::new(source).finish())
+            {
+                Ok((bytes, hash)) => {
+                    let damage = compare(volume, bytes, &hash);
+                    report.volume_outcome(volume, bytes, damage)
+                }
+                Err(err) => report.volume_outcome(volume, 0, Some(format!("unreadable: {err}"))),
             }
-            Ok((bytes, hash)) if hash != volume.blake3 => {
-                report.bytes_checked += bytes;
-                report.damaged.push(problem(
-                    "content differs from what was sealed (BLAKE3 mismatch)".into(),
-                ));
-            }
-            Ok((bytes, _)) => {
-                report.bytes_checked += bytes;
-                report.volumes_ok += 1;
-            }
-            Err(err) => report.damaged.push(problem(format!("unreadable: {err}"))),
-        }
+        };
+        catalog.set_volume_state(volume.sequence, state)?;
     }
     Ok(report)
+}
+
+/// A blob that could not be opened.
+#[derive(Debug, Serialize)]
+pub struct DamagedBlob {
+    /// Chunk id (hex).
+    pub chunk: String,
+    /// `data` or `tree`.
+    pub kind: BlobKind,
+    /// The volume it is in.
+    pub volume: String,
+    /// Why it failed.
+    pub reason: String,
+}
+
+/// A file that a restore could not reproduce exactly.
+#[derive(Debug, Serialize)]
+pub struct DamagedFile {
+    /// Snapshot id.
+    pub snapshot: String,
+    /// The file's path in the snapshot (escaped).
+    pub path: String,
+    /// Byte ranges `[start, end)` that would be lost.
+    pub missing: Vec<(u64, u64)>,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a deep verify found.
+#[derive(Debug, Default, Serialize)]
+pub struct DeepReport {
+    /// The keyless part: sizes and hashes of every volume read.
+    #[serde(flatten)]
+    pub volumes: VerifyReport,
+    /// Blobs that opened and matched their chunk id.
+    pub blobs_ok: u64,
+    /// Blobs that did not.
+    pub damaged_blobs: Vec<DamagedBlob>,
+    /// Snapshots checked.
+    pub snapshots_checked: u64,
+    /// Files checked.
+    pub files_checked: u64,
+    /// Files that would not restore exactly (one entry per snapshot and file).
+    pub damaged_files: Vec<DamagedFile>,
+    /// Snapshots whose tree blobs are damaged (their file list survives only in this catalog).
+    pub damaged_trees: Vec<String>,
+    /// Problems that cost no data: damaged labels or indexes.
+    pub warnings: Vec<String>,
+}
+
+impl DeepReport {
+    /// Some data is missing or wrong (exit 4).
+    pub fn has_damage(&self) -> bool {
+        self.volumes.has_damage()
+            || !self.damaged_blobs.is_empty()
+            || !self.damaged_files.is_empty()
+            || !self.damaged_trees.is_empty()
+    }
+    /// Everything is readable, but something needs a look (exit 3).
+    pub fn has_warnings(&self) -> bool {
+        self.volumes.has_warnings() || !self.warnings.is_empty()
+    }
+}
+
+/// Open every blob of every volume (or of one snapshot) and check every file that uses them.
+pub fn deep(
+    vault: &dyn Vault,
+    catalog: &mut Catalog,
+    key: &MasterKey,
+    snapshot: Option<&str>,
+) -> Result<DeepReport> {
+    let listing = vault.list()?;
+    let volumes = catalog.volumes()?;
+    let snapshots = match snapshot {
+        Some(selector) => vec![catalog.find_snapshot(selector)?],
+        None => catalog.snapshots()?,
+    };
+    let mut report = DeepReport {
+        volumes: VerifyReport::start(&listing, &volumes),
+        ..DeepReport::default()
+    };
+    // Which blobs to open, per volume: all of them, or what the one snapshot uses.
+    let plan: BTreeMap<u64, PackBlobs> = match snapshot {
+        None => volumes
+            .iter()
+            .map(|v| Ok((v.sequence, catalog.blobs_in_volume(v.sequence)?)))
+            .collect::<Result<_>>()?,
+        Some(_) => {
+            let record = &snapshots[0];
+            let mut data = HashSet::new();
+            catalog.for_each_node(&record.id, |node| {
+                data.extend(node.chunks.iter().map(|c| c.id));
+                Ok(())
+            })?;
+            let (mut plan, _) = locate(catalog, data.into_iter(), BlobKind::Data)?;
+            let (trees, _) = locate(catalog, record.tree.iter().copied(), BlobKind::Tree)?;
+            for (sequence, packs) in trees {
+                for (number, blobs) in packs {
+                    plan.entry(sequence)
+                        .or_default()
+                        .entry(number)
+                        .or_default()
+                        .extend(blobs);
+                }
+            }
+            plan
+        }
+    };
+    let keys = ReadKeys {
+        vault_id: catalog.vault_info()?.vault_id,
+        master: key,
+        ids: key.chunk_id_key(),
+    };
+    let mut bad: HashMap<(ChunkId, BlobKind), String> = HashMap::new();
+    for volume in volumes.iter().filter(|v| plan.contains_key(&v.sequence)) {
+        let wanted = &plan[&volume.sequence];
+        let mut opened: HashSet<(ChunkId, BlobKind)> = HashSet::new();
+        let mut failed = HashMap::new();
+        let state = if !listing.sealed.contains(&volume.name) {
+            report
+                .volumes
+                .missing
+                .push(problem(volume, "missing from the vault".into()));
+            "missing"
+        } else {
+            let damage = check_volume(
+                vault,
+                volume,
+                &keys,
+                wanted,
+                &mut opened,
+                &mut failed,
+                &mut report,
+            );
+            let bytes = damage.as_ref().map_or(0, |(bytes, _)| *bytes);
+            report
+                .volumes
+                .volume_outcome(volume, bytes, damage.and_then(|(_, why)| why))
+        };
+        catalog.set_volume_state(volume.sequence, state)?;
+        for (id, loc) in wanted.values().flatten() {
+            if opened.contains(&(*id, loc.kind)) {
+                report.blobs_ok += 1;
+                continue;
+            }
+            let reason = match failed.remove(&(*id, loc.kind)) {
+                Some(why) => why,
+                None if state == "missing" => format!("volume {} is missing", volume.name),
+                None => format!(
+                    "volume {} pack {} blob {}: not reached (the volume ends or breaks before it)",
+                    volume.name, loc.pack, loc.position
+                ),
+            };
+            report.damaged_blobs.push(DamagedBlob {
+                chunk: id.to_string(),
+                kind: loc.kind,
+                volume: volume.name.clone(),
+                reason: reason.clone(),
+            });
+            bad.insert((*id, loc.kind), reason);
+        }
+    }
+    for record in &snapshots {
+        report.snapshots_checked += 1;
+        if let Some(reason) = record
+            .tree
+            .iter()
+            .find_map(|id| bad.get(&(*id, BlobKind::Tree)))
+        {
+            report.damaged_trees.push(format!(
+                "snapshot {}: {reason}; a catalog rebuild would lose this snapshot",
+                record.id.short()
+            ));
+        }
+        catalog.for_each_node(&record.id, |node| {
+            if node.kind != NodeKind::File {
+                return Ok(());
+            }
+            report.files_checked += 1;
+            let mut missing = Vec::new();
+            let mut reason = None;
+            let mut end = 0;
+            for chunk in &node.chunks {
+                let chunk_end = chunk.offset + u64::from(chunk.len);
+                if chunk.offset < end || chunk_end > node.size {
+                    reason.get_or_insert_with(|| {
+                        "its chunk list overlaps or overruns the file".into()
+                    });
+                    missing.push((chunk.offset, chunk_end));
+                }
+                end = end.max(chunk_end);
+                let why = match bad.get(&(chunk.id, BlobKind::Data)) {
+                    Some(why) => Some(why.clone()),
+                    None if catalog.blob_location(&chunk.id, BlobKind::Data)?.is_none() => {
+                        Some("chunk not in the catalog".into())
+                    }
+                    None => None,
+                };
+                if let Some(why) = why {
+                    reason.get_or_insert(why);
+                    missing.push((chunk.offset, chunk_end));
+                }
+            }
+            if let Some(reason) = reason {
+                report.damaged_files.push(DamagedFile {
+                    snapshot: record.id.to_string(),
+                    path: node.path.escaped(),
+                    missing: crate::restore::merge(missing),
+                    reason,
+                });
+            }
+            Ok(())
+        })?;
+    }
+    Ok(report)
+}
+
+/// Read one volume: open its `wanted` blobs (into `opened`), check its index,
+/// and hash all of it. Returns the bytes read and why it is damaged, if it is;
+/// `None` when it could not be opened at all.
+fn check_volume(
+    vault: &dyn Vault,
+    volume: &VolumeRow,
+    keys: &ReadKeys<'_>,
+    wanted: &PackBlobs,
+    opened: &mut HashSet<(ChunkId, BlobKind)>,
+    failed: &mut HashMap<(ChunkId, BlobKind), String>,
+    report: &mut DeepReport,
+) -> Option<(u64, Option<String>)> {
+    let source = match vault.open(&volume.name) {
+        Ok(source) => source,
+        Err(err) => {
+            report
+                .volumes
+                .damaged
+                .push(problem(volume, format!("unreadable: {err}")));
+            return None;
+        }
+    };
+    let mut hashing = HashingReader::new(source);
+    let mut findings = Findings::default();
+    let read = read_volume(
+        &mut hashing,
+        volume,
+        keys,
+        wanted,
+        &mut findings,
+        |id, loc, _| {
+            opened.insert((*id, loc.kind));
+        },
+    )
+    .and_then(|mut reader| {
+        while let Some(member) = reader.next_member()? {
+            if member.name == INDEX_MEMBER {
+                let sealed = reader.read_data(&member)?;
+                let volume_key = keys.master.volume_key(&volume.volume_id);
+                if let Err(err) = VolumeIndex::open(
+                    &sealed,
+                    keys.vault_id,
+                    volume.volume_id,
+                    volume.sequence,
+                    &volume_key,
+                ) {
+                    findings.warnings.push(format!(
+                        "volume {}: index damaged ({err}); a catalog rebuild would scan its packs",
+                        volume.name
+                    ));
+                }
+                return Ok(());
+            }
+        }
+        findings
+            .warnings
+            .push(format!("volume {}: no index", volume.name));
+        Ok(())
+    });
+    report.warnings.extend(findings.warnings);
+    failed.extend(findings.failed_blobs);
+    let hashed = hashing.finish();
+    let (bytes, hash) = match hashed {
+        Ok(done) => done,
+        Err(err) => return Some((0, Some(format!("unreadable: {err}")))),
+    };
+    let mut damage = compare(volume, bytes, &hash);
+    if let Err(err) = read {
+        damage = Some(match damage {
+            Some(why) => format!("{why}; {err}"),
+            None => err.to_string(),
+        });
+    }
+    if damage.is_none() && !findings.damage.is_empty() {
+        damage = Some(findings.damage.join("; "));
+    }
+    Some((bytes, damage))
 }

@@ -41,6 +41,15 @@ pub fn is_volume_name(name: &str) -> bool {
     name.starts_with("tv") && name.ends_with(".tar")
 }
 
+/// The sequence and volume-id prefix a [`volume_name`] carries (a hint only: names are not authenticated).
+pub fn parse_volume_name(name: &str) -> Option<(u64, &str)> {
+    let (sequence, id) = name
+        .strip_prefix("tv")?
+        .strip_suffix(".tar")?
+        .split_once('-')?;
+    Some((sequence.parse().ok()?, id))
+}
+
 /// The tar member name of pack number `n`.
 pub fn pack_member(n: u32) -> String {
     format!("pack-{n:06}.tvp")
@@ -184,11 +193,14 @@ impl VolumeIndex {
     }
 
     /// Decrypt and parse an index member of the volume named by the label.
-    pub fn open(sealed: &[u8], label: &Label, key: &VolumeKey) -> Result<VolumeIndex> {
-        let plain = key.open_index(
-            &index_aad(label.vault_id, label.volume_id, label.sequence),
-            sealed,
-        )?;
+    pub fn open(
+        sealed: &[u8],
+        vault_id: VaultId,
+        volume_id: VolumeId,
+        sequence: u64,
+        key: &VolumeKey,
+    ) -> Result<VolumeIndex> {
+        let plain = key.open_index(&index_aad(vault_id, volume_id, sequence), sealed)?;
         let (len, packed) = plain
             .split_at_checked(8)
             .ok_or_else(|| Error::corrupt("index too short"))?;
@@ -199,7 +211,7 @@ impl VolumeIndex {
         let json = decompress_index(packed, len as usize)?;
         let index: VolumeIndex =
             serde_json::from_slice(&json).map_err(|e| Error::corrupt(format!("index: {e}")))?;
-        if index.volume_id != label.volume_id || index.sequence != label.sequence {
+        if index.volume_id != volume_id || index.sequence != sequence {
             return Err(Error::corrupt("index belongs to another volume"));
         }
         Ok(index)
@@ -420,13 +432,19 @@ impl<R: Read> VolumeReader<R> {
 
     /// Read and decode the label, which must be the first member.
     pub fn read_label(&mut self) -> Result<Label> {
+        Label::decode(&self.read_label_bytes()?)
+    }
+
+    /// Read the label member's bytes; on success the reader is past it even if
+    /// the bytes do not decode, so a damaged label never costs the body.
+    pub fn read_label_bytes(&mut self) -> Result<Vec<u8>> {
         let first = self
             .next_member()?
             .ok_or_else(|| Error::corrupt("empty volume"))?;
         if first.name != LABEL_MEMBER {
             return Err(Error::corrupt("first member is not a label"));
         }
-        Label::decode(&self.read_data(&first)?)
+        self.read_data(&first)
     }
 
     /// The next member header, or `None` at the end-of-archive marker.

@@ -59,12 +59,59 @@ pub enum Command {
     Restore(RestoreArgs),
     /// List the volumes of the vault and their state
     Volumes,
-    /// Check every volume's bytes against the catalog (no passphrase needed); exit 4 names
-    /// missing or damaged volumes
-    Verify,
+    /// Check every volume's bytes against the catalog (no passphrase needed), or with
+    /// --deep every blob and file; exit 4 names missing or damaged volumes and files
+    ///
+    /// Without --deep, verify re-reads every volume and compares its size and BLAKE3 with
+    /// what was recorded when it was sealed. It needs no passphrase and never asks for one,
+    /// so it can run from cron on a machine that holds no key.
+    ///
+    /// With --deep it also decrypts every blob and checks its chunk id, checks every volume
+    /// index, and names every file of every snapshot (or of --snapshot) that uses a blob
+    /// that failed, with the byte ranges a restore would lose. Whole-file hashes are checked
+    /// by `tapevault drill`, which really restores.
+    ///
+    /// Neither writes to the vault. Both continue past damage and record each volume's state
+    /// in the catalog (sealed, damaged, missing); backups never deduplicate against a damaged
+    /// or missing volume, so the next backup stores that data again.
+    Verify(VerifyArgs),
+    /// Prove a restore works: restore a sample (or all) of a snapshot into scratch space,
+    /// check every byte, report timings and an RTO estimate, and record the outcome
+    ///
+    /// A drill restores through the same code as `restore`, checks every chunk and every
+    /// whole-file BLAKE3, then deletes what it restored. The report gives files and bytes
+    /// checked, volumes read, time to first byte, the restore rate and the projected time
+    /// for a full restore of the snapshot. Every drill is recorded in the catalog; --history
+    /// lists them.
+    ///
+    /// --from-scratch is the rehearsal of losing the site: it first rebuilds a catalog from
+    /// the vault alone, with only the passphrase, in scratch space, times that, and drills
+    /// against it. If the vault alone cannot produce the snapshot the catalog knows, that is
+    /// reported as damage.
+    ///
+    /// Run it from cron, e.g. weekly: tapevault drill --sample 200 --report
+    /// /var/log/tapevault/drill.json. Exit 0 passed, 3 passed with warnings, 4 damage.
+    Drill(DrillArgs),
     /// Catalog maintenance (rebuild from the vault after the catalog was lost)
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Key management: paper key export and import, passphrase change
+    ///
+    /// A vault has one random master key; the passphrase only wraps it. `key passwd` wraps
+    /// the same key under a new passphrase: the catalog and every volume written from now on
+    /// carry the new wrapping, and a new key label (vault-XXXXXXXX.tvl) is written to the
+    /// vault so that a catalog rebuild works with the new passphrase. Volumes already written
+    /// keep the old wrapping in their labels: the old passphrase still opens them. If a
+    /// passphrase leaked, start a new vault rather than relying on passwd.
+    ///
+    /// `key export --paper` prints the master key itself as ten numbered lines with a
+    /// checksum each. Whoever holds that sheet can read every volume of the vault, past and
+    /// future: print it, never store it on disk, and keep it apart from the cartridges.
+    /// `key import --paper FILE` takes the typed-back sheet after the passphrase was lost,
+    /// names any mistyped line, sets a new passphrase and rebuilds the catalog if there is
+    /// none.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Generate man pages (for packaging)
     #[command(hide = true)]
     Generate(GenerateArgs),
@@ -138,6 +185,91 @@ pub struct RestoreArgs {
     /// Only print which volumes would be read, in order, and how many bytes; restore nothing
     #[arg(long)]
     pub plan: bool,
+}
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Also decrypt every blob and check its chunk id, every volume index, and every file of
+    /// every snapshot (needs the passphrase; reads every volume once)
+    #[arg(long)]
+    pub deep: bool,
+    /// With --deep: check only this snapshot's blobs and files (id prefix or 'latest')
+    #[arg(long, requires = "deep", value_name = "SNAPSHOT")]
+    pub snapshot: Option<String>,
+}
+
+/// `drill`.
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// Snapshot id (a unique prefix is enough) or 'latest'
+    #[arg(default_value = "latest")]
+    pub snapshot: String,
+    /// Restore this many files, chosen at random (see --seed)
+    #[arg(long, default_value_t = 100, value_name = "N", conflicts_with = "all")]
+    pub sample: usize,
+    /// Restore every file of the snapshot instead of a sample
+    #[arg(long)]
+    pub all: bool,
+    /// Seed of the random sample; the report names it so a drill can be repeated exactly
+    /// [default: random]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Make the scratch restore under this folder (it needs room for what is restored)
+    /// [default: $TMPDIR or /tmp]; the restored files are removed afterwards
+    #[arg(long, value_name = "DIR")]
+    pub scratch: Option<PathBuf>,
+    /// First rebuild a catalog from the vault alone (passphrase only) in scratch space and
+    /// drill against it: the rehearsal of losing the whole site
+    #[arg(long)]
+    pub from_scratch: bool,
+    /// Also write the JSON report to this file
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// List past drills and their outcome instead of running one
+    #[arg(long, conflicts_with_all = ["all", "from_scratch", "report"])]
+    pub history: bool,
+}
+
+/// `key …`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Print the master key and vault id as a paper key, to be printed and kept offline
+    Export(KeyExportArgs),
+    /// Make a working catalog from a paper key after the passphrase was lost, under a new
+    /// passphrase (rebuilds the catalog from the vault when there is none)
+    Import(KeyImportArgs),
+    /// Change the passphrase: the same master key, wrapped under a new passphrase
+    Passwd(KeyPasswdArgs),
+}
+
+/// `key export`.
+#[derive(Debug, Args)]
+pub struct KeyExportArgs {
+    /// Paper form: numbered lines with a checksum each (the only form there is)
+    #[arg(long, required = true)]
+    pub paper: bool,
+}
+
+/// `key import`.
+#[derive(Debug, Args)]
+pub struct KeyImportArgs {
+    /// The typed-back paper key ('-' reads standard input)
+    #[arg(long, value_name = "FILE")]
+    pub paper: PathBuf,
+    /// Read the new passphrase from this file; otherwise TAPEVAULT_NEW_PASSPHRASE, otherwise
+    /// a prompt
+    #[arg(long, value_name = "FILE")]
+    pub new_passphrase_file: Option<PathBuf>,
+}
+
+/// `key passwd`.
+#[derive(Debug, Args)]
+pub struct KeyPasswdArgs {
+    /// Read the new passphrase from this file; otherwise TAPEVAULT_NEW_PASSPHRASE, otherwise
+    /// a prompt
+    #[arg(long, value_name = "FILE")]
+    pub new_passphrase_file: Option<PathBuf>,
 }
 
 /// `catalog …`.

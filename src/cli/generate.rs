@@ -68,6 +68,9 @@ the catalog folder, when --catalog is not given
 .TP
 TAPEVAULT_PASSPHRASE
 the passphrase, when --passphrase-file is not given
+.TP
+TAPEVAULT_NEW_PASSPHRASE
+the new passphrase of key passwd and key import, when --new-passphrase-file is not given
 ";
 
 /// Write the man pages into the folder given.

@@ -15,7 +15,7 @@ pub use generate::pages as man_pages;
 use crate::catalog::{self, Catalog};
 use crate::error::{Error, Result};
 use crate::vault::{self, Vault};
-use args::{CatalogCommand, Command, Global};
+use args::{CatalogCommand, Command, Global, KeyCommand};
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,6 +72,20 @@ impl Context {
 
     fn catalog(&self) -> Result<Catalog> {
         let catalog = Catalog::open(&self.catalog_dir, &self.address)?;
+        self.note_address(&catalog)?;
+        Ok(catalog)
+    }
+
+    /// The catalog, refused when it belongs to another vault than the one addressed.
+    fn catalog_for(&self, vault: &dyn Vault) -> Result<Catalog> {
+        let catalog = Catalog::open(&self.catalog_dir, &self.address)?;
+        crate::keys::check_catalog_matches(vault, &catalog)?;
+        self.note_address(&catalog)?;
+        Ok(catalog)
+    }
+
+    /// A catalog used under another address (a moved mount, a copied vault) is fine, but say so.
+    fn note_address(&self, catalog: &Catalog) -> Result<()> {
         let info = catalog.vault_info()?;
         if info.address != self.address {
             eprintln!(
@@ -81,7 +95,7 @@ impl Context {
                 self.address
             );
         }
-        Ok(catalog)
+        Ok(())
     }
 
     fn passphrase(&self, confirm: bool) -> Result<zeroize::Zeroizing<Vec<u8>>> {
@@ -115,7 +129,7 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::Backup(args) => {
             let vault = ctx.vault()?;
-            let mut catalog = ctx.catalog()?;
+            let mut catalog = ctx.catalog_for(vault.as_ref())?;
             let _lock = catalog::lock(&ctx.catalog_dir)?;
             let key = crate::keys::unlock(&catalog, &ctx.passphrase(false)?)?;
             let excludes = args
@@ -175,6 +189,7 @@ fn run(cli: Cli) -> Result<u8> {
                 return Ok(exit::OK);
             }
             let vault = ctx.vault()?;
+            crate::keys::check_catalog_matches(vault.as_ref(), &catalog)?;
             let key = crate::keys::unlock(&catalog, &ctx.passphrase(false)?)?;
             let options = crate::restore::RestoreOptions {
                 snapshot: args.snapshot,
@@ -185,19 +200,33 @@ fn run(cli: Cli) -> Result<u8> {
             let report = crate::restore::restore(vault.as_ref(), &catalog, &key, &options)?;
             out.restore(&report);
             Ok(exit::for_report(
-                report.has_damage(),
-                !report.warnings.is_empty(),
+                report.problems.has_damage(),
+                !report.problems.warnings.is_empty(),
             ))
         }
+        Command::Drill(args) => drill(&ctx, &out, args),
+        Command::Key(command) => key(&ctx, &out, command),
         Command::Volumes => {
-            let catalog = ctx.catalog()?;
+            let catalog = ctx.catalog_for(ctx.vault()?.as_ref())?;
             let listing = ctx.vault()?.list()?;
             out.volumes(&catalog.volumes()?, &listing);
             Ok(exit::OK)
         }
-        Command::Verify => {
-            let catalog = ctx.catalog()?;
-            let report = crate::verify::verify(ctx.vault()?.as_ref(), &catalog)?;
+        Command::Verify(args) => {
+            let vault = ctx.vault()?;
+            let mut catalog = ctx.catalog_for(vault.as_ref())?;
+            if args.deep {
+                let key = crate::keys::unlock(&catalog, &ctx.passphrase(false)?)?;
+                let report = crate::verify::deep(
+                    vault.as_ref(),
+                    &mut catalog,
+                    &key,
+                    args.snapshot.as_deref(),
+                )?;
+                out.deep_verify(&report);
+                return Ok(exit::for_report(report.has_damage(), report.has_warnings()));
+            }
+            let report = crate::verify::verify(vault.as_ref(), &mut catalog)?;
             out.verify(&report);
             Ok(exit::for_report(report.has_damage(), report.has_warnings()))
         }
@@ -210,6 +239,107 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::Generate(_) => unreachable!("handled above"),
     }
+}
+
+fn drill(ctx: &Context, out: &render::Output, args: args::DrillArgs) -> Result<u8> {
+    if args.history {
+        out.drill_history(&ctx.catalog()?.drills()?);
+        return Ok(exit::OK);
+    }
+    let vault = ctx.vault()?;
+    let options = crate::drill::DrillOptions {
+        snapshot: args.snapshot,
+        sample: (!args.all).then_some(args.sample),
+        seed: args
+            .seed
+            .unwrap_or_else(|| u64::from_le_bytes(crate::ids::random_bytes())),
+        scratch: args.scratch,
+    };
+    // The history goes to the usual catalog; a from-scratch drill works without one.
+    let mut catalog = match ctx.catalog_for(vault.as_ref()) {
+        Ok(catalog) => Some(catalog),
+        Err(err) if args.from_scratch => {
+            eprintln!("tapevault: note: drill not recorded in a catalog: {err}");
+            None
+        }
+        Err(err) => return Err(err),
+    };
+    // A from-scratch drill looks for the snapshot the catalog knows: not finding it is the finding.
+    let mut options = options;
+    if let Some(catalog) = &catalog {
+        options.snapshot = catalog.find_snapshot(&options.snapshot)?.id.to_string();
+    }
+    let passphrase = ctx.passphrase(false)?;
+    let report = match &catalog {
+        Some(_) if args.from_scratch => {
+            crate::drill::drill_from_scratch(vault.as_ref(), &passphrase, &options)?
+        }
+        None => crate::drill::drill_from_scratch(vault.as_ref(), &passphrase, &options)?,
+        Some(catalog) => {
+            let key = crate::keys::unlock(catalog, &passphrase)?;
+            crate::drill::drill(vault.as_ref(), catalog, &key, &options)?
+        }
+    };
+    let json = serde_json::to_string_pretty(&report).expect("report serialises");
+    if let Some(catalog) = catalog.as_mut() {
+        catalog.record_drill(&report.record(), &json)?;
+    }
+    if let Some(path) = &args.report {
+        write_atomically(path, json.as_bytes())?;
+    }
+    out.drill(&report);
+    Ok(exit::for_report(report.has_damage(), report.has_warnings()))
+}
+
+fn key(ctx: &Context, out: &render::Output, command: KeyCommand) -> Result<u8> {
+    let vault = ctx.vault()?;
+    match command {
+        KeyCommand::Export(_) => {
+            let catalog = ctx.catalog_for(vault.as_ref())?;
+            let key = crate::keys::unlock(&catalog, &ctx.passphrase(false)?)?;
+            let paper = crate::paper::export(catalog.vault_info()?.vault_id, &key);
+            out.paper(&paper);
+        }
+        KeyCommand::Import(args) => {
+            let text = if args.paper.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())
+                    .map_err(|e| Error::io("cannot read", std::path::Path::new("stdin"), e))?
+            } else {
+                std::fs::read_to_string(&args.paper)
+                    .map_err(|e| Error::io("cannot read paper key", &args.paper, e))?
+            };
+            let text = zeroize::Zeroizing::new(text);
+            let new = secret::new_passphrase(args.new_passphrase_file.as_deref())?;
+            let summary = crate::keys::import_paper(vault.as_ref(), &ctx.catalog_dir, &text, &new)?;
+            out.key(&summary);
+        }
+        KeyCommand::Passwd(args) => {
+            let mut catalog = ctx.catalog_for(vault.as_ref())?;
+            let _lock = catalog::lock(&ctx.catalog_dir)?;
+            let key = crate::keys::unlock(&catalog, &ctx.passphrase(false)?)?;
+            let new = secret::new_passphrase(args.new_passphrase_file.as_deref())?;
+            let summary = crate::keys::change_passphrase(vault.as_ref(), &mut catalog, &key, &new)?;
+            out.key(&summary);
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// Write a report file whole or not at all: a temporary sibling, fsynced, renamed over.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(format!(".tmp-{}", std::process::id()));
+    let temp = PathBuf::from(temp);
+    let written = std::fs::File::create(&temp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(err) = written.and_then(|()| std::fs::rename(&temp, path)) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(Error::io("cannot write report", path, err));
+    }
+    Ok(())
 }
 
 /// Parse a size like `4G`, `512M`, `18T` or `1048576` (binary units).

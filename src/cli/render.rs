@@ -176,29 +176,7 @@ impl Output {
         if self.json {
             return self.json(report);
         }
-        for e in &report.volume_errors {
-            eprintln!("tapevault: damage: {e}");
-        }
-        for d in &report.damaged {
-            let ranges: Vec<String> = d.missing.iter().map(|(a, b)| format!("{a}-{b}")).collect();
-            let kept = d
-                .kept_as
-                .as_deref()
-                .map(|k| format!("; incomplete copy left as /{k}"))
-                .unwrap_or_default();
-            eprintln!(
-                "tapevault: damaged: /{}: {} (bytes {}){kept}",
-                d.path,
-                d.reason,
-                ranges.join(", ")
-            );
-        }
-        for r in &report.refused {
-            eprintln!("tapevault: refused: /{}: {}", r.path, r.reason);
-        }
-        for w in &report.warnings {
-            eprintln!("tapevault: warning: {w}");
-        }
+        restore_problems(&report.problems);
         if self.quiet {
             return;
         }
@@ -209,13 +187,8 @@ impl Output {
             report.other,
             report.volumes_read.len()
         );
-        if report.has_damage() {
-            println!(
-                "NOT EXACT: {} files damaged, {} entries refused (listed above)",
-                report.damaged.len(),
-                report.refused.len()
-            );
-        } else if self.verbose > 0 {
+        not_exact(&report.problems);
+        if !report.problems.has_damage() && self.verbose > 0 {
             println!("every restored file matches its recorded BLAKE3");
         }
     }
@@ -241,20 +214,7 @@ impl Output {
         if self.json {
             return self.json(report);
         }
-        for p in report.missing.iter().chain(&report.damaged) {
-            eprintln!(
-                "tapevault: damage: volume #{} {} ({}): {}",
-                p.sequence, p.name, p.volume_id, p.reason
-            );
-        }
-        for name in &report.abandoned {
-            eprintln!(
-                "tapevault: warning: {name} is an abandoned, unfinished volume (never trusted)"
-            );
-        }
-        for name in &report.extra {
-            eprintln!("tapevault: warning: {name} is in the vault but not in the catalog");
-        }
+        volume_problems(report);
         if !self.quiet {
             println!(
                 "verified {} volumes ({}): {} missing, {} damaged",
@@ -263,6 +223,166 @@ impl Output {
                 report.missing.len(),
                 report.damaged.len()
             );
+        }
+    }
+
+    pub fn deep_verify(&self, report: &crate::verify::DeepReport) {
+        if self.json {
+            return self.json(report);
+        }
+        volume_problems(&report.volumes);
+        for blob in &report.damaged_blobs {
+            eprintln!(
+                "tapevault: damage: {} blob {}: {}",
+                format!("{:?}", blob.kind).to_lowercase(),
+                &blob.chunk[..16],
+                blob.reason
+            );
+        }
+        for tree in &report.damaged_trees {
+            eprintln!("tapevault: damage: {tree}");
+        }
+        for file in &report.damaged_files {
+            eprintln!(
+                "tapevault: damaged: snapshot {} /{}: {} (bytes {})",
+                &file.snapshot[..8],
+                file.path,
+                file.reason,
+                ranges(&file.missing)
+            );
+        }
+        for w in &report.warnings {
+            eprintln!("tapevault: warning: {w}");
+        }
+        if !self.quiet {
+            println!(
+                "verified {} volumes ({}), {} blobs, {} files in {} snapshots: {} volumes missing, \
+                 {} damaged, {} blobs and {} files damaged",
+                report.volumes.volumes_ok,
+                bytes(report.volumes.bytes_checked),
+                report.blobs_ok,
+                report.files_checked,
+                report.snapshots_checked,
+                report.volumes.missing.len(),
+                report.volumes.damaged.len(),
+                report.damaged_blobs.len(),
+                report.damaged_files.len()
+            );
+        }
+    }
+
+    pub fn drill(&self, report: &crate::drill::DrillReport) {
+        if self.json {
+            return self.json(report);
+        }
+        if let Some(rebuild) = &report.rebuild {
+            for problem in &rebuild.problems {
+                eprintln!("tapevault: warning: rebuild: {problem}");
+            }
+        }
+        restore_problems(&report.problems);
+        if self.quiet {
+            return;
+        }
+        println!(
+            "drill of snapshot {} ({}, seed {}): {}",
+            &report.snapshot[..8],
+            report.mode,
+            report.seed,
+            report.outcome.to_uppercase()
+        );
+        if let Some(seconds) = report.rebuild_seconds {
+            println!("catalog     rebuilt from the vault alone in {seconds:.1} s");
+        }
+        println!(
+            "checked     {} of {} selected files, {} (snapshot: {} files, {})",
+            report.files_checked,
+            report.files_selected,
+            bytes(report.bytes_checked),
+            report.files_in_snapshot,
+            bytes(report.bytes_in_snapshot)
+        );
+        println!("volumes     {} read", report.volumes_read.len());
+        if let Some(first) = report.first_byte_seconds {
+            println!("first byte  after {first:.2} s");
+        }
+        println!(
+            "restore     {:.1} s at {}/s",
+            report.restore_seconds,
+            bytes(report.bytes_per_second as u64)
+        );
+        if let Some(rto) = report.projected_full_restore_seconds {
+            println!(
+                "full restore projected at {} (RTO estimate at this rate)",
+                humantime::format_duration(std::time::Duration::from_secs(rto.ceil() as u64))
+            );
+        }
+        not_exact(&report.problems);
+    }
+
+    pub fn drill_history(&self, drills: &[crate::catalog::DrillRecord]) {
+        if self.json {
+            return self.json(&drills);
+        }
+        println!(
+            "{:<20}  {:<8}  {:<9}  {:>7}  {:>10}  {:>7}  {:>8}  mode",
+            "started", "snapshot", "outcome", "files", "bytes", "damaged", "seconds"
+        );
+        for d in drills {
+            println!(
+                "{:<20}  {:<8}  {:<9}  {:>7}  {:>10}  {:>7}  {:>8.1}  {}",
+                time(d.started),
+                &d.snapshot[..8.min(d.snapshot.len())],
+                d.outcome,
+                d.files,
+                bytes(d.bytes),
+                d.damaged,
+                d.seconds,
+                d.mode
+            );
+        }
+    }
+
+    pub fn paper(&self, paper: &str) {
+        if self.json {
+            #[derive(Serialize)]
+            struct Paper<'a> {
+                paper: &'a str,
+            }
+            return self.json(&Paper { paper });
+        }
+        print!("{paper}");
+    }
+
+    pub fn key(&self, summary: &crate::keys::KeySummary) {
+        if self.json {
+            return self.json(summary);
+        }
+        if let Some(rebuilt) = &summary.rebuilt {
+            for problem in &rebuilt.problems {
+                eprintln!("tapevault: warning: rebuild: {problem}");
+            }
+        }
+        if self.quiet {
+            return;
+        }
+        println!("new passphrase set for vault {}", summary.vault_id);
+        println!(
+            "key         {} (fingerprint, unchanged)",
+            summary.fingerprint
+        );
+        println!("key label   {} written to the vault", summary.key_label);
+        match &summary.rebuilt {
+            Some(r) => println!(
+                "catalog     {} rebuilt: {} volumes, {} snapshots",
+                summary.catalog,
+                r.volumes.len(),
+                r.snapshots
+            ),
+            None => println!("catalog     {} updated", summary.catalog),
+        }
+        for note in &summary.notes {
+            println!("note: {note}");
         }
     }
 
@@ -307,5 +427,63 @@ impl Output {
         for name in abandoned {
             println!("{:<7} {:<28} {:<9}", "-", name, "abandoned");
         }
+    }
+}
+
+fn ranges(missing: &[(u64, u64)]) -> String {
+    let parts: Vec<String> = missing.iter().map(|(a, b)| format!("{a}-{b}")).collect();
+    parts.join(", ")
+}
+
+/// Volume-level findings of a verify, one line each on stderr.
+fn volume_problems(report: &crate::verify::VerifyReport) {
+    for p in report.missing.iter().chain(&report.damaged) {
+        eprintln!(
+            "tapevault: damage: volume #{} {} ({}): {}",
+            p.sequence, p.name, p.volume_id, p.reason
+        );
+    }
+    for name in &report.abandoned {
+        eprintln!("tapevault: warning: {name} is an abandoned, unfinished volume (never trusted)");
+    }
+    for name in &report.extra {
+        eprintln!("tapevault: warning: {name} is in the vault but not in the catalog");
+    }
+}
+
+/// What a restore or drill could not do exactly, one line each on stderr.
+fn restore_problems(problems: &crate::restore::RestoreProblems) {
+    for e in &problems.volume_errors {
+        eprintln!("tapevault: damage: {e}");
+    }
+    for d in &problems.damaged {
+        let kept = d
+            .kept_as
+            .as_deref()
+            .map(|k| format!("; incomplete copy left as /{k}"))
+            .unwrap_or_default();
+        eprintln!(
+            "tapevault: damaged: /{}: {} (bytes {}){kept}",
+            d.path,
+            d.reason,
+            ranges(&d.missing)
+        );
+    }
+    for r in &problems.refused {
+        eprintln!("tapevault: refused: /{}: {}", r.path, r.reason);
+    }
+    for w in &problems.warnings {
+        eprintln!("tapevault: warning: {w}");
+    }
+}
+
+/// The closing line of a restore or drill that was not exact.
+fn not_exact(problems: &crate::restore::RestoreProblems) {
+    if problems.has_damage() {
+        println!(
+            "NOT EXACT: {} files damaged, {} entries refused (listed above)",
+            problems.damaged.len(),
+            problems.refused.len()
+        );
     }
 }

@@ -1,25 +1,5 @@
 use crate::util::*;
 
-/// Two files, each large enough to need its own volume at 4M.
-fn two_volume_vault() -> Env {
-    let env = Env::new();
-    std::fs::write(env.src().join("alpha"), noise(3 << 20, 21)).unwrap();
-    std::fs::write(env.src().join("beta"), noise(3 << 20, 22)).unwrap();
-    std::fs::write(env.src().join("small"), b"small file").unwrap();
-    env.backup(&[]);
-    assert!(env.volumes().len() >= 2);
-    env
-}
-
-fn damaged_paths(report: &serde_json::Value) -> Vec<String> {
-    report["damaged"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["path"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn t1_flipped_bit_names_the_file_and_the_rest_restores() {
     let env = two_volume_vault();

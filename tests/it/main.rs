@@ -9,6 +9,8 @@ mod backup_restore;
 mod compat;
 /// Damage to volumes is detected, named precisely and never blocks the rest.
 mod damage;
+/// The night the site burned: deep verify, drills, rebuilds, paper keys.
+mod disaster;
 /// One test per exit code and bad-input path.
 mod exit_codes;
 /// What an attacker or a curious finder of a cartridge sees.

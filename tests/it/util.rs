@@ -268,3 +268,51 @@ pub fn tree_hash(root: &Path) -> String {
     }
     hasher.finalize().to_hex().to_string()
 }
+
+/// Two files, each large enough to need its own volume at 4M, and a small one.
+pub fn two_volume_vault() -> Env {
+    let env = Env::new();
+    std::fs::write(env.src().join("alpha"), noise(3 << 20, 21)).unwrap();
+    std::fs::write(env.src().join("beta"), noise(3 << 20, 22)).unwrap();
+    std::fs::write(env.src().join("small"), b"small file").unwrap();
+    env.backup(&[]);
+    assert!(env.volumes().len() >= 2);
+    env
+}
+
+/// The `path` of every entry of a report's `damaged` list.
+pub fn damaged_paths(report: &serde_json::Value) -> Vec<String> {
+    report["damaged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Where the data of tar member `name` sits in a volume: (offset, size).
+pub fn member_range(volume: &[u8], name: &str) -> (usize, usize) {
+    let mut at = 0;
+    while at + 512 <= volume.len() {
+        let header = &volume[at..at + 512];
+        let end = header[..100].iter().position(|b| *b == 0).unwrap_or(100);
+        let size_text = std::str::from_utf8(&header[124..136]).unwrap();
+        let size = usize::from_str_radix(size_text.trim_matches(|c| c == '\0' || c == ' '), 8)
+            .unwrap_or(0);
+        if &header[..end] == name.as_bytes() {
+            return (at + 512, size);
+        }
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    panic!("no member {name}");
+}
+
+/// Run a command; its exit code, JSON stdout and stderr.
+pub fn run_json(mut cmd: Command) -> (i32, serde_json::Value, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap(),
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
