@@ -540,7 +540,7 @@ impl<'a> Writer<'a> {
             wrapped_key: self.info.wrapped_key.clone(),
         };
         let sink = self.vault.create(&name)?;
-        let set_reserve = 96 * sequence;
+        let set_reserve = crate::volume::SET_ENTRY_RESERVE * sequence;
         let writer = VolumeWriter::start(sink, &label, self.volume_size, set_reserve)?;
         self.current = Some(OpenVolume {
             writer,

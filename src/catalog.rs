@@ -352,6 +352,15 @@ impl Catalog {
         Ok(())
     }
 
+    /// Record a volume's size and BLAKE3 as sealed (a rebuild learns them after the volume).
+    pub fn set_volume_hash(&mut self, sequence: u64, bytes: u64, blake3: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE volumes SET bytes = ?2, blake3 = ?3 WHERE sequence = ?1",
+            params![sequence as i64, bytes as i64, blake3],
+        )?;
+        Ok(())
+    }
+
     /// Replace the wrapped master key (a new passphrase for the same key).
     pub fn set_wrapped_key(&mut self, wrapped: &WrappedKey) -> Result<()> {
         self.conn.execute(
@@ -451,6 +460,8 @@ impl Catalog {
             .map(|v| SetEntry {
                 sequence: v.sequence,
                 volume_id: v.volume_id,
+                bytes: Some(v.bytes),
+                blake3: Some(v.blake3),
             })
             .collect())
     }

@@ -1,8 +1,12 @@
 //! `catalog rebuild`: a new catalog from the vault and the passphrase (or the key) alone.
 //!
-//! Reads every volume's label and index (and hashes every byte, so keyless
-//! verify works afterwards), records volumes, packs and blobs, then reads
-//! each snapshot's tree blobs back into nodes. It never writes to the vault.
+//! For each volume it reads the label at the start and the index at the end by
+//! ranged reads, never the data between; each volume's size and BLAKE3 as
+//! sealed come from the set list in a later volume's index (so keyless verify
+//! still finds damage done before the rebuild), and only volumes no set list
+//! covers (the newest) are read whole. Then each snapshot's tree blobs are
+//! read back into nodes. It never writes to the vault.
+//!
 //! A volume whose index is damaged or missing is recovered by scanning its
 //! self-describing packs (recorded `damaged`, so nothing dedups against it);
 //! a volume whose label is damaged is identified through the set list of a
@@ -34,6 +38,8 @@ pub struct RebuildSummary {
     pub snapshots: usize,
     /// Volumes or snapshots that could not be (fully) used, with the reason.
     pub problems: Vec<String>,
+    /// Bytes read from the vault (labels and indexes when they are intact).
+    pub bytes_read: u64,
     /// Seconds the rebuild took.
     pub seconds: f64,
 }
@@ -161,6 +167,8 @@ struct ScannedVolume {
     packs: Vec<IndexPack>,
     index: Option<VolumeIndex>,
     problem: Option<String>,
+    /// Bytes read from the vault for it.
+    bytes_read: u64,
 }
 
 /// Why a volume could not be scanned.
@@ -181,8 +189,10 @@ impl From<Error> for ScanError {
 struct Found {
     /// Which volume claimed each sequence first.
     seen: HashMap<u64, String>,
-    /// Volume ids by sequence, from the set lists of intact indexes.
-    set: HashMap<u64, VolumeId>,
+    /// Earlier volumes by sequence (id, and size and hash when sealed), from intact indexes.
+    set: HashMap<u64, SetEntry>,
+    /// Volumes whose size and hash must come from a later set list or a full read.
+    unhashed: Vec<(u64, VolumeId, String)>,
     /// Snapshot records and the volume that completed each.
     snapshots: Vec<(SnapshotRecord, u64)>,
 }
@@ -205,9 +215,14 @@ impl Found {
         self.seen.insert(sequence, name.to_string());
         catalog.record_volume(&scanned.row, &scanned.packs, None)?;
         summary.problems.extend(scanned.problem);
+        summary.bytes_read += scanned.bytes_read;
+        if scanned.row.blake3.is_empty() {
+            self.unhashed
+                .push((sequence, scanned.row.volume_id, name.to_string()));
+        }
         if let Some(index) = scanned.index {
             self.set
-                .extend(index.set.iter().map(|e| (e.sequence, e.volume_id)));
+                .extend(index.set.into_iter().map(|e| (e.sequence, e)));
             self.snapshots
                 .extend(index.snapshots.into_iter().map(|s| (s, sequence)));
         }
@@ -236,11 +251,12 @@ fn fill(
     }
     for (name, err) in label_damaged {
         let identity = parse_volume_name(name).and_then(|(sequence, prefix)| {
-            let id = found.set.get(&sequence)?;
-            id.to_string().starts_with(prefix).then_some(SetEntry {
-                sequence,
-                volume_id: *id,
-            })
+            let entry = found.set.get(&sequence)?;
+            entry
+                .volume_id
+                .to_string()
+                .starts_with(prefix)
+                .then(|| entry.clone())
         });
         let Some(identity) = identity else {
             summary.problems.push(format!(
@@ -260,17 +276,19 @@ fn fill(
             }
         }
     }
-    let mut lost: Vec<_> = found
+    let mut lost: Vec<&SetEntry> = found
         .set
-        .iter()
-        .filter(|(sequence, _)| !found.seen.contains_key(sequence))
+        .values()
+        .filter(|entry| !found.seen.contains_key(&entry.sequence))
         .collect();
-    lost.sort();
-    for (sequence, id) in lost {
+    lost.sort_by_key(|entry| entry.sequence);
+    for entry in lost {
         summary.problems.push(format!(
-            "volume #{sequence} (id {id}) is missing from the vault: a later volume's index names it"
+            "volume #{} (id {}) is missing from the vault: a later volume's index names it",
+            entry.sequence, entry.volume_id
         ));
     }
+    record_hashes(vault, catalog, &found, &mut summary)?;
     let newest = found.seen.keys().max().copied();
     if let Some(newest) = newest {
         if !found.snapshots.iter().any(|(_, s)| *s == newest) {
@@ -306,8 +324,42 @@ fn fill(
     Ok(summary)
 }
 
-/// Read one volume: its label (or the `identity` a set list gave), its index,
-/// and, when the index is unusable, the headers of its packs.
+/// Record each volume's size and BLAKE3 as sealed: from a later volume's set list
+/// when it has them (so verify still finds damage that happened before the rebuild),
+/// else by reading the volume whole (the newest volume, or volumes of older builds).
+fn record_hashes(
+    vault: &dyn Vault,
+    catalog: &mut Catalog,
+    found: &Found,
+    summary: &mut RebuildSummary,
+) -> Result<()> {
+    for (sequence, volume_id, name) in &found.unhashed {
+        let from_set = found.set.get(sequence).and_then(|entry| {
+            (entry.volume_id == *volume_id)
+                .then(|| entry.bytes.zip(entry.blake3.clone()))
+                .flatten()
+        });
+        let (bytes, blake3) = match from_set {
+            Some(known) => known,
+            None => {
+                let hashed = HashingReader::new(vault.open(name)?).finish()?;
+                summary.bytes_read += hashed.0;
+                hashed
+            }
+        };
+        catalog.set_volume_hash(*sequence, bytes, &blake3)?;
+    }
+    Ok(())
+}
+
+/// Bytes read from a volume's start to find its label (a label member is under 2 KiB).
+const LABEL_WINDOW: u64 = 8 << 10;
+/// First tail read for the index; grown while the index header is not in it.
+const FIRST_TAIL_WINDOW: u64 = 256 << 10;
+
+/// Read one volume: its label (or the `identity` a set list gave), then its index
+/// from the tail by ranged reads, or, when that fails, every member front to back,
+/// recovering packs from their sealed headers.
 fn scan_volume(
     vault: &dyn Vault,
     name: &str,
@@ -315,8 +367,10 @@ fn scan_volume(
     key: &MasterKey,
     identity: Option<SetEntry>,
 ) -> std::result::Result<ScannedVolume, ScanError> {
-    let mut reader = VolumeReader::new(HashingReader::new(vault.open(name)?));
-    let label = Label::decode(&reader.read_label_bytes()?);
+    let (size, head) = vault.read_range(name, 0, LABEL_WINDOW)?;
+    let label = VolumeReader::new(&head[..])
+        .read_label_bytes()
+        .and_then(|bytes| Label::decode(&bytes));
     let (sequence, volume_id, created) = match (label, identity) {
         (_, Some(known)) => (known.sequence, known.volume_id, 0),
         // Foreign, or our own volume with a damaged vault id: a set list may tell.
@@ -330,6 +384,83 @@ fn scan_volume(
         (Err(err), None) => return Err(ScanError::LabelDamaged(err)),
     };
     let volume_key = key.volume_key(&volume_id);
+    let row = VolumeRow {
+        sequence,
+        volume_id,
+        name: name.to_string(),
+        state: "sealed".into(),
+        bytes: size,
+        // Filled in by `record_hashes`.
+        blake3: String::new(),
+        created,
+    };
+    let open =
+        |sealed: &[u8]| VolumeIndex::open(sealed, vault_id, volume_id, sequence, &volume_key);
+    match index_from_tail(vault, name, size, &open) {
+        Ok((index, tail_bytes)) => Ok(ScannedVolume {
+            row,
+            packs: index.packs.clone(),
+            index: Some(index),
+            problem: None,
+            bytes_read: head.len() as u64 + tail_bytes,
+        }),
+        Err(_) => scan_members(vault, name, row, vault_id, &volume_key, &open),
+    }
+}
+
+/// Find the index member at the volume's end: its header sits where its padded data
+/// plus the two end blocks reach exactly the end. Returns the index and bytes read.
+fn index_from_tail(
+    vault: &dyn Vault,
+    name: &str,
+    size: u64,
+    open: &dyn Fn(&[u8]) -> Result<VolumeIndex>,
+) -> Result<(VolumeIndex, u64)> {
+    const BLOCK: u64 = 512;
+    let end_of_index = size
+        .checked_sub(2 * BLOCK)
+        .filter(|end| end % BLOCK == 0)
+        .ok_or_else(|| Error::corrupt("not a whole number of tar blocks"))?;
+    let mut read = 0;
+    let mut window = FIRST_TAIL_WINDOW;
+    loop {
+        let start = size.saturating_sub(window) / BLOCK * BLOCK;
+        let (_, tail) = vault.read_range(name, start, size - start)?;
+        read += tail.len() as u64;
+        let mut at = end_of_index;
+        while at >= start + BLOCK {
+            at -= BLOCK;
+            let offset = (at - start) as usize;
+            let block: &[u8; 512] = tail[offset..offset + 512].try_into().expect("one block");
+            let Ok(member) = crate::volume::parse_header(block, at) else {
+                continue;
+            };
+            if member.name == INDEX_MEMBER
+                && member.offset + member.size.div_ceil(BLOCK) * BLOCK == end_of_index
+            {
+                let data = &tail[offset + 512..][..member.size as usize];
+                return open(data).map(|index| (index, read));
+            }
+        }
+        if start == 0 || window > crate::volume::MAX_MEMBER_BYTES {
+            return Err(Error::corrupt("no index at the volume's end"));
+        }
+        window *= 8;
+    }
+}
+
+/// The slow path: every member front to back (hashing all of it), the index if it
+/// opens, else the packs recovered from their sealed headers.
+fn scan_members(
+    vault: &dyn Vault,
+    name: &str,
+    mut row: VolumeRow,
+    vault_id: VaultId,
+    volume_key: &crate::crypto::VolumeKey,
+    open: &dyn Fn(&[u8]) -> Result<VolumeIndex>,
+) -> std::result::Result<ScannedVolume, ScanError> {
+    let mut reader = VolumeReader::new(HashingReader::new(vault.open(name)?));
+    reader.read_label_bytes()?;
     let mut index = None;
     let mut index_problem = None;
     let mut scanned = Vec::new();
@@ -351,7 +482,7 @@ fn scan_volume(
             }
         };
         if member.name == INDEX_MEMBER {
-            match VolumeIndex::open(&data, vault_id, volume_id, sequence, &volume_key) {
+            match open(&data) {
                 Ok(opened) => index = Some(opened),
                 Err(err) => index_problem = Some(err),
             }
@@ -369,21 +500,16 @@ fn scan_volume(
         }
     }
     let (bytes, blake3) = reader.into_inner().finish()?;
-    let mut row = VolumeRow {
-        sequence,
-        volume_id,
-        name: name.to_string(),
-        state: "sealed".into(),
-        bytes,
-        blake3,
-        created,
-    };
+    row.bytes = bytes;
     if let (Some(index), None) = (&index, &broken) {
+        // Intact after all (an odd tail): what was read is what was sealed.
+        row.blake3 = blake3;
         return Ok(ScannedVolume {
             row,
             packs: index.packs.clone(),
             index: Some(index.clone()),
             problem: None,
+            bytes_read: bytes,
         });
     }
     if scanned.is_empty() {
@@ -407,6 +533,7 @@ fn scan_volume(
         )),
         packs: scanned,
         index: None,
+        bytes_read: bytes,
     })
 }
 

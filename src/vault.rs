@@ -36,6 +36,9 @@ pub trait Vault: Send {
     fn create(&self, name: &str) -> Result<Box<dyn VolumeSink>>;
     /// Read a sealed object front to back.
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send>>;
+    /// The object's size and up to `len` bytes from `offset` (fewer at its end):
+    /// how a rebuild reaches a label and an index without reading the data between.
+    fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<(u64, Vec<u8>)>;
 }
 
 /// An object being written.
@@ -141,8 +144,30 @@ impl Vault for DirVault {
     }
 
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send>> {
+        let file = self.open_file(name)?;
+        Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, file)))
+    }
+
+    fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<(u64, Vec<u8>)> {
+        use std::os::unix::fs::FileExt;
+        let file = self.open_file(name)?;
         let path = self.root.join(name);
-        let file = File::open(&path).map_err(|err| {
+        let size = file
+            .metadata()
+            .map_err(at("cannot read volume", &path))?
+            .len();
+        let len = len.min(size.saturating_sub(offset));
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact_at(&mut buf, offset)
+            .map_err(at("cannot read volume", &path))?;
+        Ok((size, buf))
+    }
+}
+
+impl DirVault {
+    fn open_file(&self, name: &str) -> Result<File> {
+        let path = self.root.join(name);
+        File::open(&path).map_err(|err| {
             if err.kind() == std::io::ErrorKind::NotFound {
                 Error::missing(format!(
                     "volume {name} is missing from vault {}",
@@ -151,8 +176,7 @@ impl Vault for DirVault {
             } else {
                 Error::io("cannot open volume", &path, err)
             }
-        })?;
-        Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, file)))
+        })
     }
 }
 

@@ -150,6 +150,9 @@ impl From<&PackEntry> for IndexBlob {
     }
 }
 
+/// Index room for one earlier volume's set entry (JSON, before compression).
+pub const SET_ENTRY_RESERVE: u64 = 192;
+
 /// One earlier volume of the vault, as known when this one was sealed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetEntry {
@@ -157,6 +160,12 @@ pub struct SetEntry {
     pub sequence: u64,
     /// Volume id.
     pub volume_id: VolumeId,
+    /// Its size when sealed (absent in volumes written by the first builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// BLAKE3 of its bytes when sealed, hex (absent likewise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
 }
 
 /// The encrypted index at a volume's end: enough to rebuild the catalog from the volume alone.

@@ -232,34 +232,62 @@ fn t1_t10_flipped_byte_and_truncation_are_found_by_quick_and_deep_verify() {
 #[test]
 fn t66_keyless_verify_never_asks_and_deep_finds_what_it_cannot() {
     let env = two_volume_vault();
-    let first = env.volumes()[0].clone();
-    let original = std::fs::read(&first).unwrap();
-    let (pack_at, pack_len) = member_range(&original, "pack-000001.tvp");
-    let mut bytes = original.clone();
-    bytes[pack_at + pack_len / 2] ^= 0x01;
-    std::fs::write(&first, &bytes).unwrap();
-    // A catalog rebuilt after the damage records the damaged bytes as sealed:
-    // the volume hash matches, and only opening the blobs finds the flip.
-    let (code, _, stderr) = rebuild_into(&env, "rebuilt");
+    let volumes = env.volumes();
+    let flip_in_first_pack = |volume: &std::path::Path| {
+        let mut bytes = std::fs::read(volume).unwrap();
+        let (pack_at, pack_len) = member_range(&bytes, "pack-000001.tvp");
+        bytes[pack_at + pack_len / 2] ^= 0x01;
+        std::fs::write(volume, &bytes).unwrap();
+    };
+    // Damage done before a rebuild is still found without the key: the rebuilt
+    // catalog takes each volume's hash as sealed from the next volume's index.
+    flip_in_first_pack(&volumes[0]);
+    let (code, _, stderr) = rebuild_into(&env, "rebuilt-1");
     assert_eq!(code, 0, "{stderr}");
-    let rebuilt = env.path("rebuilt");
     std::fs::rename(env.path("pass"), env.path("pass.away")).unwrap();
-    let (code, quick, stderr) =
-        run_json(env.tv(&["verify", "--json", "--catalog", rebuilt.to_str().unwrap()]));
+    let keyless = |catalog: &str| {
+        let catalog = env.path(catalog);
+        run_json(env.tv(&["verify", "--json", "--catalog", catalog.to_str().unwrap()]))
+    };
+    let (code, quick, stderr) = keyless("rebuilt-1");
     assert_eq!(
-        code, 0,
+        code, 4,
         "keyless verify needs no passphrase: {quick} {stderr}"
+    );
+    assert_eq!(quick["damaged"][0]["name"], name_of(&volumes[0]));
+
+    // The newest volume has no later index to vouch for it: a rebuild after its
+    // damage records what it finds, and only opening the blobs finds the flip.
+    std::fs::rename(env.path("pass.away"), env.path("pass")).unwrap();
+    let newest = volumes.last().unwrap();
+    flip_in_first_pack(newest);
+    let (code, _, stderr) = rebuild_into(&env, "rebuilt-2");
+    assert_eq!(code, 0, "{stderr}");
+    let rebuilt = env.path("rebuilt-2");
+    std::fs::rename(env.path("pass"), env.path("pass.away")).unwrap();
+    let (code, quick, _) = keyless("rebuilt-2");
+    assert_eq!(code, 4, "{quick}");
+    assert_eq!(
+        quick["damaged"].as_array().unwrap().len(),
+        1,
+        "only the first volume: {quick}"
     );
     let (code, _, stderr) = deep_verify(&env, &["--catalog", rebuilt.to_str().unwrap()]);
     assert_eq!(code, 1, "deep verify needs the passphrase: {stderr}");
     std::fs::rename(env.path("pass.away"), env.path("pass")).unwrap();
     let (code, deep, _) = deep_verify(&env, &["--catalog", rebuilt.to_str().unwrap()]);
     assert_eq!(code, 4, "{deep}");
-    assert_eq!(deep_damaged_files(&deep).len(), 1, "{deep}");
-    assert!(deep["damaged_blobs"][0]["reason"]
+    let blobs = deep["damaged_blobs"].as_array().unwrap();
+    assert_eq!(blobs.len(), 2, "{deep}");
+    assert!(
+        blobs.iter().any(|b| b["volume"] == name_of(newest)),
+        "{deep}"
+    );
+    assert!(blobs[0]["reason"]
         .as_str()
         .unwrap()
         .contains("authentication"));
+    assert_eq!(deep_damaged_files(&deep).len(), 2, "{deep}");
     // With --snapshot only that snapshot's blobs and files are checked.
     let (code, deep, _) = deep_verify(
         &env,
