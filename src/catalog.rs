@@ -125,6 +125,8 @@ pub struct BlobLocation {
     pub position: u32,
     /// Offset within the pack.
     pub offset: u64,
+    /// Offset of the pack's data within its volume.
+    pub pack_offset: u64,
     /// Sealed length.
     pub sealed_len: u32,
     /// Plain length.
@@ -293,7 +295,7 @@ impl Catalog {
     /// Where a blob is, if stored.
     pub fn blob_location(&self, id: &ChunkId, kind: BlobKind) -> Result<Option<BlobLocation>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT p.sequence, p.number, b.position, b.offset, b.sealed_len, b.plain_len
+            "SELECT p.sequence, p.number, b.position, b.offset, b.sealed_len, b.plain_len, p.offset
              FROM blobs b JOIN packs p ON p.id = b.pack WHERE b.chunk_id = ?1 AND b.kind = ?2",
         )?;
         Ok(stmt
@@ -306,6 +308,7 @@ impl Catalog {
                     offset: r.get::<_, i64>(3)? as u64,
                     sealed_len: r.get(4)?,
                     plain_len: r.get(5)?,
+                    pack_offset: r.get::<_, i64>(6)? as u64,
                 })
             })
             .optional()?)
@@ -376,7 +379,8 @@ impl Catalog {
         sequence: u64,
     ) -> Result<std::collections::BTreeMap<u32, Vec<(ChunkId, BlobLocation)>>> {
         let mut stmt = self.conn.prepare(
-            "SELECT b.chunk_id, b.kind, p.number, b.position, b.offset, b.sealed_len, b.plain_len
+            "SELECT b.chunk_id, b.kind, p.number, b.position, b.offset, b.sealed_len, b.plain_len,
+                    p.offset
              FROM blobs b JOIN packs p ON p.id = b.pack WHERE p.sequence = ?1",
         )?;
         let mut rows = stmt.query(params![sequence as i64])?;
@@ -397,6 +401,7 @@ impl Catalog {
                 offset: r.get::<_, i64>(4)? as u64,
                 sealed_len: r.get(5)?,
                 plain_len: r.get(6)?,
+                pack_offset: r.get::<_, i64>(7)? as u64,
             };
             out.entry(location.pack).or_default().push((id, location));
         }

@@ -67,9 +67,10 @@ pub enum Command {
     /// so it can run from cron on a machine that holds no key.
     ///
     /// With --deep it also decrypts every blob and checks its chunk id, checks every volume
-    /// index, and names every file of every snapshot (or of --snapshot) that uses a blob
-    /// that failed, with the byte ranges a restore would lose. Whole-file hashes are checked
-    /// by `tapevault drill`, which really restores.
+    /// index, recomputes every distinct file's whole-file BLAKE3 from its chunks, and names
+    /// every file of every snapshot (or of --snapshot) that would not restore exactly, with
+    /// the byte ranges a restore would lose. It reads the data twice: once in media order,
+    /// once in file order.
     ///
     /// Neither writes to the vault. Both continue past damage and record each volume's state
     /// in the catalog (sealed, damaged, missing); backups never deduplicate against a damaged

@@ -587,3 +587,29 @@ fn t20_a_garbled_stale_or_foreign_catalog_is_refused_with_the_fix() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
 }
+
+#[test]
+fn deep_verify_recomputes_whole_file_hashes_from_the_chunks() {
+    let env = Env::new();
+    // Every blob authenticates and matches its chunk id, but the record lies about the
+    // file: only recomputing the whole-file hash can tell.
+    let (mut lying, content) = file(b"data/lying", &noise(300_000, 7));
+    lying.hash = Some(blake3::hash(b"something else").to_hex().to_string());
+    crafted(
+        &env,
+        vec![
+            (node(b"data", tapevault::model::NodeKind::Dir), Vec::new()),
+            file(b"data/honest", &noise(300_000, 8)),
+            (lying, content),
+        ],
+    );
+    let (code, deep, _) = deep_verify(&env, &[]);
+    assert_eq!(code, 4, "{deep}");
+    assert_eq!(deep["damaged_blobs"].as_array().unwrap().len(), 0, "{deep}");
+    assert_eq!(deep["files_hashed"], 2, "{deep}");
+    assert_eq!(deep_damaged_files(&deep), ["lying"], "{deep}");
+    assert!(deep["damaged_files"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("whole-file hash"));
+}

@@ -4,26 +4,6 @@
 use crate::util::*;
 use tapevault::model::{Node, NodeKind, PathBytes};
 
-fn node(path: &[u8], kind: NodeKind) -> Node {
-    Node {
-        path: PathBytes(path.to_vec()),
-        kind,
-        mode: if kind == NodeKind::Dir { 0o755 } else { 0o644 },
-        uid: rustix::process::geteuid().as_raw(),
-        gid: rustix::process::getegid().as_raw(),
-        mtime_ns: 1_600_000_000_000_000_000,
-        size: 0,
-        hash: None,
-        chunks: Vec::new(),
-        target: None,
-        change: None,
-    }
-}
-
-fn file(path: &[u8], content: &[u8]) -> (Node, Vec<u8>) {
-    (node(path, NodeKind::File), content.to_vec())
-}
-
 fn link(path: &[u8], kind: NodeKind, target: &[u8]) -> (Node, Vec<u8>) {
     let mut n = node(path, kind);
     n.target = Some(PathBytes(target.to_vec()));
@@ -32,14 +12,6 @@ fn link(path: &[u8], kind: NodeKind, target: &[u8]) -> (Node, Vec<u8>) {
 
 fn dir(path: &[u8]) -> (Node, Vec<u8>) {
     (node(path, NodeKind::Dir), Vec::new())
-}
-
-fn crafted(env: &Env, entries: Vec<(Node, Vec<u8>)>) {
-    let vault =
-        tapevault::vault::open_vault(&format!("dir:{}", env.vault_dir().display())).unwrap();
-    let mut catalog = tapevault::catalog::Catalog::open(&env.path("catalog"), "test").unwrap();
-    let key = tapevault::keys::unlock(&catalog, PASSPHRASE.as_bytes()).unwrap();
-    tapevault::backup::backup_crafted(vault.as_ref(), &mut catalog, &key, entries).unwrap();
 }
 
 fn refused(report: &serde_json::Value) -> Vec<String> {

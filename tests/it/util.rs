@@ -4,6 +4,7 @@ use assert_cmd::Command;
 use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use tapevault::model::{Node, NodeKind, PathBytes};
 
 pub const PASSPHRASE: &str = "correct horse battery staple";
 
@@ -315,4 +316,35 @@ pub fn run_json(mut cmd: Command) -> (i32, serde_json::Value, String) {
         serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A node as a hostile (or lying) snapshot would hold it; owner is the test user.
+pub fn node(path: &[u8], kind: NodeKind) -> Node {
+    Node {
+        path: PathBytes(path.to_vec()),
+        kind,
+        mode: if kind == NodeKind::Dir { 0o755 } else { 0o644 },
+        uid: rustix::process::geteuid().as_raw(),
+        gid: rustix::process::getegid().as_raw(),
+        mtime_ns: 1_600_000_000_000_000_000,
+        size: 0,
+        hash: None,
+        chunks: Vec::new(),
+        target: None,
+        change: None,
+    }
+}
+
+/// A regular file entry with its content.
+pub fn file(path: &[u8], content: &[u8]) -> (Node, Vec<u8>) {
+    (node(path, NodeKind::File), content.to_vec())
+}
+
+/// Store a snapshot of exactly `entries` through the library, with the right key.
+pub fn crafted(env: &Env, entries: Vec<(Node, Vec<u8>)>) {
+    let vault =
+        tapevault::vault::open_vault(&format!("dir:{}", env.vault_dir().display())).unwrap();
+    let mut catalog = tapevault::catalog::Catalog::open(&env.path("catalog"), "test").unwrap();
+    let key = tapevault::keys::unlock(&catalog, PASSPHRASE.as_bytes()).unwrap();
+    tapevault::backup::backup_crafted(vault.as_ref(), &mut catalog, &key, entries).unwrap();
 }
