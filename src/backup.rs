@@ -15,6 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{SnapshotId, VolumeId};
 use crate::model::{self, ChunkRef, Node, NodeKind, SnapshotRecord, SnapshotStats};
 use crate::pack::PackBuilder;
+use crate::progress::{Event, Observer, Silent};
 use crate::source::{self, Found, Origin, WalkOptions};
 use crate::vault::{Vault, VolumeSink};
 use crate::volume::{IndexBlob, IndexPack, Label, VolumeIndex, VolumeWriter};
@@ -108,6 +109,7 @@ pub fn backup(
     catalog: &mut Catalog,
     key: &MasterKey,
     options: &BackupOptions,
+    progress: &dyn Observer,
 ) -> Result<BackupSummary> {
     let started = std::time::Instant::now();
     if options.volume_size_bytes < MIN_VOLUME_BYTES {
@@ -140,12 +142,20 @@ pub fn backup(
     let (job_tx, job_rx) = sync_channel::<(PathBuf, Node, Origin)>(256);
     let job_rx = Arc::new(Mutex::new(job_rx));
 
-    let mut writer = Writer::new(vault, catalog, key, info, options.volume_size_bytes)?;
+    let mut writer = Writer::new(
+        vault,
+        catalog,
+        key,
+        info,
+        options.volume_size_bytes,
+        progress,
+    )?;
     let mut stats = SnapshotStats::default();
     let mut warnings: Vec<String> = Vec::new();
     let outcome = std::thread::scope(|scope| -> Result<()> {
         for _ in 0..threads {
             let worker = Worker {
+                progress,
                 catalog: writer.catalog.reopen()?,
                 ids: ids.clone(),
                 params,
@@ -289,7 +299,8 @@ impl Claims {
     }
 }
 
-struct Worker {
+struct Worker<'p> {
+    progress: &'p dyn Observer,
     catalog: Catalog,
     ids: ChunkIdKey,
     params: ChunkParams,
@@ -298,7 +309,7 @@ struct Worker {
     out: SyncSender<Msg>,
 }
 
-impl Worker {
+impl Worker<'_> {
     fn run(self, jobs: &Mutex<Receiver<(PathBuf, Node, Origin)>>) {
         loop {
             let job = match jobs.lock() {
@@ -364,6 +375,7 @@ impl Worker {
                 };
                 hash_zeros(&mut hasher, offset - hashed);
                 hasher.update(&data);
+                self.progress.on(Event::Bytes(data.len() as u64));
                 let id = self.ids.id(&data);
                 if self.claimed.claim(&self.catalog, &id, BlobKind::Data)? {
                     let encoded = compress::compress(&data, self.level);
@@ -444,6 +456,7 @@ struct Writer<'a> {
     bytes_written: u64,
     pack_bytes: u64,
     next_sequence: u64,
+    progress: &'a dyn Observer,
 }
 
 impl<'a> Writer<'a> {
@@ -453,6 +466,7 @@ impl<'a> Writer<'a> {
         key: &'a MasterKey,
         info: VaultInfo,
         volume_size: u64,
+        progress: &'a dyn Observer,
     ) -> Result<Writer<'a>> {
         let next_sequence = catalog.next_sequence()?;
         Ok(Writer {
@@ -469,6 +483,7 @@ impl<'a> Writer<'a> {
             bytes_written: 0,
             pack_bytes: 0,
             next_sequence,
+            progress,
         })
     }
 
@@ -492,6 +507,15 @@ impl<'a> Writer<'a> {
                 }
                 Msg::Node(node, origin) => {
                     count(stats, &node, origin);
+                    if node.kind == NodeKind::File {
+                        if origin == Origin::Unchanged {
+                            self.progress.on(Event::Bytes(node.size));
+                        }
+                        self.progress.on(Event::File {
+                            path: &node.path,
+                            origin,
+                        });
+                    }
                     self.nodes.push(node);
                     if self.nodes.len() >= NODE_BATCH {
                         self.flush_nodes(snapshot)?;
@@ -540,6 +564,7 @@ impl<'a> Writer<'a> {
             wrapped_key: self.info.wrapped_key.clone(),
         };
         let sink = self.vault.create(&name)?;
+        self.progress.on(Event::Writing(&name));
         let set_reserve = crate::volume::SET_ENTRY_RESERVE * sequence;
         let writer = VolumeWriter::start(sink, &label, self.volume_size, set_reserve)?;
         self.current = Some(OpenVolume {
@@ -619,6 +644,7 @@ impl<'a> Writer<'a> {
         };
         self.catalog.record_volume(&row, &index.packs, completes)?;
         self.bytes_written += written.bytes;
+        self.progress.on(Event::Sealed(&volume.name, written.bytes));
         self.sealed_names.push(volume.name);
         self.next_sequence += 1;
         Ok(())
@@ -720,7 +746,7 @@ pub fn backup_crafted(
     let ids = key.chunk_id_key();
     let params = ChunkParams::from_seed(key.chunker_seed());
     let claimed = Claims::default();
-    let mut writer = Writer::new(vault, catalog, key, info, 64 << 20)?;
+    let mut writer = Writer::new(vault, catalog, key, info, 64 << 20, &Silent)?;
     let mut stats = SnapshotStats::default();
     for (mut node, content) in entries {
         if node.kind == NodeKind::File {

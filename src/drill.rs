@@ -13,6 +13,7 @@ use crate::catalog::{Catalog, DrillRecord};
 use crate::crypto::MasterKey;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{NodeKind, PathBytes};
+use crate::progress::Observer;
 use crate::rebuild::RebuildSummary;
 use crate::restore::{RestoreOptions, RestoreProblems};
 use crate::vault::Vault;
@@ -126,6 +127,7 @@ pub fn drill(
     catalog: &Catalog,
     key: &MasterKey,
     options: &DrillOptions,
+    progress: &dyn Observer,
 ) -> Result<DrillReport> {
     let started = std::time::Instant::now();
     let record = catalog.find_snapshot(&options.snapshot)?;
@@ -173,7 +175,7 @@ pub fn drill(
             .collect(),
         overwrite: false,
     };
-    let restored = crate::restore::restore(vault, catalog, key, &restore_options);
+    let restored = crate::restore::restore(vault, catalog, key, &restore_options, progress);
     remove_scratch(scratch)?;
     let restored = restored?;
     report.files_checked = restored.files;
@@ -214,6 +216,7 @@ pub fn drill_from_scratch(
     vault: &dyn Vault,
     passphrase: &[u8],
     options: &DrillOptions,
+    progress: &dyn Observer,
 ) -> Result<DrillReport> {
     let started = std::time::Instant::now();
     let (label, key) = crate::rebuild::unlock_from_labels(vault, passphrase)?;
@@ -230,7 +233,7 @@ pub fn drill_from_scratch(
     let drilled = rebuilt.and_then(|summary| {
         let rebuild_seconds = started.elapsed().as_secs_f64();
         let catalog = Catalog::open(&catalog_dir, vault.location())?;
-        let mut report = match drill(vault, &catalog, &key, options) {
+        let mut report = match drill(vault, &catalog, &key, options, progress) {
             Ok(report) => report,
             // The vault alone cannot produce the snapshot: that is the finding, not an error.
             Err(err)

@@ -14,6 +14,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{ChunkId, SnapshotId};
 use crate::model::{Node, NodeKind, PathBytes};
 use crate::pack::PackEntry;
+use crate::progress::{Event, Observer};
 use crate::target::{self, Target};
 use crate::vault::Vault;
 use crate::volume::VolumeReader;
@@ -220,6 +221,7 @@ pub fn restore(
     catalog: &Catalog,
     key: &MasterKey,
     options: &RestoreOptions,
+    progress: &dyn Observer,
 ) -> Result<RestoreReport> {
     let started = std::time::Instant::now();
     let record = catalog.find_snapshot(&options.snapshot)?;
@@ -313,6 +315,10 @@ pub fn restore(
         }
     }
 
+    progress.on(Event::Planned {
+        files: files.len() as u64,
+        bytes: files.iter().map(|f| f.node.size).sum(),
+    });
     // Which file offsets each chunk fills.
     let mut wanted: ChunkTargets = HashMap::new();
     for (index, file) in files.iter().enumerate() {
@@ -346,6 +352,7 @@ pub fn restore(
         };
         let mut done: HashSet<ChunkId> = HashSet::new();
         let mut findings = Findings::default();
+        progress.on(Event::Reading(&volume.name));
         let outcome = vault.open(&volume.name).and_then(|source| {
             read_volume(
                 source,
@@ -369,6 +376,7 @@ pub fn restore(
                             file.reason.get_or_insert(format!("cannot write: {err}"));
                         } else {
                             report.bytes += plain.len() as u64;
+                            progress.on(Event::Bytes(plain.len() as u64));
                         }
                     }
                 },
@@ -398,6 +406,10 @@ pub fn restore(
     let mut restored_files: HashSet<Vec<u8>> = HashSet::new();
     for file in files {
         if let Some(path) = finish_file(&mut target, file, &mut report) {
+            progress.on(Event::File {
+                path: &PathBytes(path.clone()),
+                origin: crate::source::Origin::New,
+            });
             restored_files.insert(path);
         }
     }

@@ -16,6 +16,7 @@ use crate::crypto::{BlobKind, MasterKey};
 use crate::error::Result;
 use crate::ids::ChunkId;
 use crate::model::NodeKind;
+use crate::progress::{Event, Observer};
 use crate::restore::{locate, read_volume, Findings, PackBlobs, ReadKeys};
 use crate::vault::{Listing, Vault};
 use crate::volume::{HashingReader, VolumeIndex, INDEX_MEMBER};
@@ -122,11 +123,17 @@ fn compare(volume: &VolumeRow, bytes: u64, hash: &str) -> Option<String> {
 }
 
 /// Check every volume the catalog knows against the vault, without the key.
-pub fn verify(vault: &dyn Vault, catalog: &mut Catalog) -> Result<VerifyReport> {
+pub fn verify(
+    vault: &dyn Vault,
+    catalog: &mut Catalog,
+    progress: &dyn Observer,
+) -> Result<VerifyReport> {
     let listing = vault.list()?;
     let volumes = catalog.volumes()?;
     let mut report = VerifyReport::start(&listing, &volumes);
+    planned(&volumes, progress);
     for volume in &volumes {
+        progress.on(Event::Reading(&volume.name));
         let state = if !listing.sealed.contains(&volume.name) {
             report
                 .missing
@@ -145,8 +152,16 @@ pub fn verify(vault: &dyn Vault, catalog: &mut Catalog) -> Result<VerifyReport> 
             }
         };
         catalog.set_volume_state(volume.sequence, state)?;
+        progress.on(Event::Bytes(volume.bytes));
     }
     Ok(report)
+}
+
+fn planned(volumes: &[VolumeRow], progress: &dyn Observer) {
+    progress.on(Event::Planned {
+        files: 0,
+        bytes: volumes.iter().map(|v| v.bytes).sum(),
+    });
 }
 
 /// A blob that could not be opened.
@@ -219,6 +234,7 @@ pub fn deep(
     catalog: &mut Catalog,
     key: &MasterKey,
     snapshot: Option<&str>,
+    progress: &dyn Observer,
 ) -> Result<DeepReport> {
     let listing = vault.list()?;
     let volumes = catalog.volumes()?;
@@ -263,7 +279,14 @@ pub fn deep(
         ids: key.chunk_id_key(),
     };
     let mut bad: HashMap<(ChunkId, BlobKind), String> = HashMap::new();
-    for volume in volumes.iter().filter(|v| plan.contains_key(&v.sequence)) {
+    let planned_volumes: Vec<VolumeRow> = volumes
+        .iter()
+        .filter(|v| plan.contains_key(&v.sequence))
+        .cloned()
+        .collect();
+    planned(&planned_volumes, progress);
+    for volume in &planned_volumes {
+        progress.on(Event::Reading(&volume.name));
         let wanted = &plan[&volume.sequence];
         let mut opened: HashSet<(ChunkId, BlobKind)> = HashSet::new();
         let mut failed = HashMap::new();
@@ -289,6 +312,7 @@ pub fn deep(
                 .volume_outcome(volume, bytes, damage.and_then(|(_, why)| why))
         };
         catalog.set_volume_state(volume.sequence, state)?;
+        progress.on(Event::Bytes(volume.bytes));
         for (id, loc) in wanted.values().flatten() {
             if opened.contains(&(*id, loc.kind)) {
                 report.blobs_ok += 1;

@@ -33,6 +33,17 @@ pub struct Global {
     /// TAPEVAULT_PASSPHRASE, otherwise a prompt on the terminal
     #[arg(long, global = true, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+    /// Take unset options from this profile of the config file (see --config)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// The config file holding [profiles.NAME] tables
+    /// [default: $XDG_CONFIG_HOME/tapevault/config.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// After backup, verify or drill, write Prometheus metrics (node_exporter textfile
+    /// format) to this file, atomically, whether the run succeeded or not
+    #[arg(long, global = true, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
     /// Print one JSON document on stdout instead of text
     #[arg(long, global = true)]
     pub json: bool,
@@ -48,16 +59,37 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a new vault and its catalog, with a fresh random key wrapped by your passphrase
+    ///
+    /// The vault gets a random master key, wrapped by the passphrase with argon2id and
+    /// written to the vault (vault.tvl) and into every volume label, so the vault plus the
+    /// passphrase is always enough to read it. Print a paper key afterwards (tapevault key
+    /// export --paper): without the passphrase or that sheet, nobody can read the vault.
     Init(InitArgs),
     /// Back up files and folders into new volumes of the vault
+    ///
+    /// Files unchanged since the last snapshot (same size, mtime, ctime, inode) are not
+    /// read again; new content is split into chunks, deduplicated against every sealed
+    /// volume, compressed and encrypted into packs, and written into volumes of at most
+    /// --volume-size. A volume becomes part of the vault only when it is sealed; a run that
+    /// is killed loses only itself, and the next run reuses everything already sealed.
+    /// Unreadable files are skipped, named, and give exit 3.
     Backup(BackupArgs),
     /// List the snapshots in the catalog, oldest first
     Snapshots,
     /// List the entries of a snapshot
     Ls(LsArgs),
     /// Restore a snapshot (or parts of it) into a folder, checking every byte
+    ///
+    /// Each needed volume is read once, in order (see --plan). Every chunk is checked
+    /// against its id and every file against its whole-file BLAKE3 before it gets its real
+    /// name; a file that cannot be restored exactly is left as NAME.tapevault-partial and
+    /// named with the byte ranges it lacks (exit 4). Nothing is written outside the target:
+    /// unsafe names and link tricks are refused and named.
     Restore(RestoreArgs),
     /// List the volumes of the vault and their state
+    ///
+    /// States: sealed (healthy when last checked), damaged or missing (as found by verify),
+    /// MISSING (not in the vault now), abandoned (an unfinished volume of a crashed run).
     Volumes,
     /// Check every volume's bytes against the catalog (no passphrase needed), or with
     /// --deep every blob and file; exit 4 names missing or damaged volumes and files
@@ -135,12 +167,14 @@ pub struct InitArgs {
 /// `backup`.
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// Files and folders to back up (their absolute paths are kept)
-    #[arg(required = true, value_name = "PATH")]
+    /// Files and folders to back up (their absolute paths are kept); default: the
+    /// profile's sources
+    #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Largest volume to write, with K/M/G/T suffix (binary units; at least 4M)
-    #[arg(long, default_value = "4G", value_name = "SIZE")]
-    pub volume_size: String,
+    /// [default: 4G]
+    #[arg(long, value_name = "SIZE")]
+    pub volume_size: Option<String>,
     /// zstd level, 1 (fast) to 19 (small)
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19), value_name = "N")]
     pub compression_level: i32,
@@ -284,7 +318,7 @@ pub enum CatalogCommand {
 /// `generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// What to generate: man
+    /// What to generate: man (pages) or completions (bash, zsh and fish)
     pub what: String,
     /// Output folder
     pub dir: PathBuf,

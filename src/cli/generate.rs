@@ -9,7 +9,7 @@ pub fn pages() -> Result<Vec<(String, Vec<u8>)>> {
     let mut top = Cli::command();
     top.build();
     let mut pages = Vec::new();
-    pages.push(("tapevault.1".to_string(), render(top.clone())?));
+    pages.push(("tapevault.1".to_string(), render(top.clone(), "")?));
     for sub in top
         .get_subcommands()
         .filter(|s| !s.is_hide_set() && s.get_name() != "help")
@@ -19,12 +19,66 @@ pub fn pages() -> Result<Vec<(String, Vec<u8>)>> {
             .clone()
             .name(name.clone())
             .bin_name(format!("tapevault {}", sub.get_name()));
-        pages.push((format!("{name}.1"), render(page)?));
+        pages.push((format!("{name}.1"), render(page, sub.get_name())?));
     }
     Ok(pages)
 }
 
-fn render(command: clap::Command) -> Result<Vec<u8>> {
+/// Hand-written EXAMPLES for each page (roff), keyed by subcommand ("" = the top page).
+fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
+    match command {
+        "" => &[
+            ("Start a vault and back up every night from cron", "tapevault init --vault dir:/mnt/offsite\n15 2 * * * tapevault backup --profile nightly"),
+            ("Prove last night's backup restores", "tapevault drill --profile nightly --sample 200"),
+        ],
+        "init" => &[("A vault on a removable disk", "tapevault init --vault dir:/media/offsite/vault")],
+        "backup" => &[
+            ("Back up two trees into 4 GiB volumes", "tapevault backup /etc /srv --volume-size 4G --exclude '*.tmp'"),
+            ("From cron, with settings in a profile and metrics for Prometheus", "tapevault backup --profile nightly --metrics-file /var/lib/node_exporter/textfile/tapevault.prom"),
+        ],
+        "snapshots" => &[("Every snapshot, as JSON", "tapevault snapshots --json")],
+        "ls" => &[("What the latest snapshot holds under /srv/app", "tapevault ls latest /srv/app")],
+        "restore" => &[
+            ("Which volumes a restore needs, in order", "tapevault restore latest --include /srv/db --plan"),
+            ("Restore one tree into an empty folder", "tapevault restore latest --target /restore --include /srv/db"),
+        ],
+        "verify" => &[
+            ("Weekly, on a machine without the key", "tapevault verify --vault dir:/mnt/offsite"),
+            ("Monthly, every blob and file", "tapevault verify --deep --metrics-file /var/lib/node_exporter/textfile/tapevault-verify.prom"),
+        ],
+        "drill" => &[
+            ("A weekly sample with a saved report", "tapevault drill --sample 200 --report /var/log/tapevault/drill.json"),
+            ("The site-burned rehearsal", "tapevault drill --all --from-scratch --scratch /srv/scratch"),
+            ("Past drills", "tapevault drill --history"),
+        ],
+        "catalog" => &[("The catalog was lost: build a new one", "tapevault catalog rebuild --catalog /var/lib/tapevault/new")],
+        "key" => &[
+            ("Print a paper key to keep offline", "tapevault key export --paper | lp"),
+            ("The passphrase is lost", "tapevault key import --paper sheet.txt"),
+            ("Change the passphrase", "tapevault key passwd --new-passphrase-file /root/new-pass"),
+        ],
+        "volumes" => &[("Volumes and their state", "tapevault volumes")],
+        _ => &[],
+    }
+}
+
+const FILES: &str = ".SH FILES
+.TP
+$XDG_STATE_HOME/tapevault/HASH/catalog.sqlite
+the catalog of the vault whose address hashes to HASH (see --catalog)
+.TP
+$XDG_CONFIG_HOME/tapevault/config.toml
+profiles for --profile: [profiles.NAME] tables with vault, catalog, passphrase_file,
+metrics_file, sources, exclude, volume_size and tags
+.TP
+VAULT/tvNNNNNN-XXXXXXXX.tar
+a sealed volume; VAULT/*.partial is an unfinished one and never trusted
+.TP
+VAULT/vault.tvl, VAULT/vault-XXXXXXXX.tvl
+key labels: the vault id and the master key wrapped by a passphrase
+";
+
+fn render(command: clap::Command, name: &str) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let man = clap_mangen::Man::new(command)
         .date("2026-11-25")
@@ -32,6 +86,15 @@ fn render(command: clap::Command) -> Result<Vec<u8>> {
         .manual("tapevault manual");
     man.render(&mut out)
         .map_err(|e| Error::usage(format!("man page: {e}")))?;
+    let examples = examples(name);
+    if !examples.is_empty() {
+        out.extend_from_slice(b".SH EXAMPLES\n");
+        for (what, how) in examples {
+            let how = how.replace('\\', "\\e").replace('\n', "\n.br\n");
+            out.extend_from_slice(format!(".TP\n{what}\n{how}\n").as_bytes());
+        }
+    }
+    out.extend_from_slice(FILES.as_bytes());
     out.extend_from_slice(EXIT_STATUS.as_bytes());
     Ok(out)
 }
@@ -71,18 +134,43 @@ the passphrase, when --passphrase-file is not given
 .TP
 TAPEVAULT_NEW_PASSPHRASE
 the new passphrase of key passwd and key import, when --new-passphrase-file is not given
+.TP
+XDG_STATE_HOME, XDG_CONFIG_HOME
+where catalogs and the config file live by default
 ";
 
-/// Write the man pages into the folder given.
+/// Shell completion scripts: bash, zsh and fish.
+pub fn completions() -> Vec<(String, Vec<u8>)> {
+    use clap_complete::Shell;
+    [Shell::Bash, Shell::Zsh, Shell::Fish]
+        .into_iter()
+        .map(|shell| {
+            let mut command = Cli::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command, "tapevault", &mut out);
+            let name = match shell {
+                Shell::Bash => "tapevault.bash",
+                Shell::Zsh => "_tapevault",
+                _ => "tapevault.fish",
+            };
+            (name.to_string(), out)
+        })
+        .collect()
+}
+
+/// Write the man pages or completion scripts into the folder given.
 pub fn run(args: &GenerateArgs) -> Result<()> {
-    if args.what != "man" {
-        return Err(Error::usage(format!(
-            "cannot generate {:?}; only 'man'",
-            args.what
-        )));
-    }
+    let files = match args.what.as_str() {
+        "man" => pages()?,
+        "completions" => completions(),
+        other => {
+            return Err(Error::usage(format!(
+                "cannot generate {other:?}: use man or completions"
+            )))
+        }
+    };
     std::fs::create_dir_all(&args.dir).map_err(at("cannot create", &args.dir))?;
-    for (name, bytes) in pages()? {
+    for (name, bytes) in files {
         let path = args.dir.join(name);
         std::fs::write(&path, bytes).map_err(at("cannot write", &path))?;
     }

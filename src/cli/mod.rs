@@ -6,11 +6,14 @@
 mod args;
 mod exit;
 mod generate;
+mod metrics;
+mod profile;
+mod progress;
 mod render;
 mod secret;
 
 pub use args::Cli;
-pub use generate::pages as man_pages;
+pub use generate::{completions, pages as man_pages};
 
 use crate::catalog::{self, Catalog};
 use crate::error::{Error, Result};
@@ -19,6 +22,14 @@ use args::{CatalogCommand, Command, Global, KeyCommand};
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// Check a command line (program name first) without running it: for tests of the
+/// command lines shipped in docs/examples.
+pub fn parse_only(args: &[&str]) -> std::result::Result<(), String> {
+    Cli::try_parse_from(args)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
 
 /// Run the CLI with the process's arguments.
 pub fn main() -> ExitCode {
@@ -33,12 +44,42 @@ pub fn main() -> ExitCode {
             });
         }
     };
-    match run(cli) {
-        Ok(code) => ExitCode::from(code),
+    let cli = match profile::apply(cli) {
+        Ok(cli) => cli,
         Err(err) => {
             eprintln!("tapevault: error: {err}");
-            ExitCode::from(exit::for_error(err.kind()))
+            return ExitCode::from(exit::for_error(err.kind()));
         }
+    };
+    let metrics_to = metrics_command(&cli.command)
+        .zip(cli.global.metrics_file.clone())
+        .map(|(command, path)| (command, path, cli.global.vault.clone().unwrap_or_default()));
+    let started = std::time::Instant::now();
+    let mut measured = metrics::RunMetrics::default();
+    let mut code = match run(cli, &mut measured) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("tapevault: error: {err}");
+            exit::for_error(err.kind())
+        }
+    };
+    if let Some((command, path, vault)) = metrics_to {
+        let seconds = started.elapsed().as_secs_f64();
+        if let Err(err) = metrics::write(&path, command, &vault, code, seconds, &measured) {
+            eprintln!("tapevault: warning: metrics not written: {err}");
+            code = code.max(exit::WARNINGS);
+        }
+    }
+    ExitCode::from(code)
+}
+
+/// The commands that report metrics, by the name the metrics carry.
+fn metrics_command(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Backup(_) => Some("backup"),
+        Command::Verify(_) => Some("verify"),
+        Command::Drill(args) if !args.history => Some("drill"),
+        _ => None,
     }
 }
 
@@ -103,7 +144,7 @@ impl Context {
     }
 }
 
-fn run(cli: Cli) -> Result<u8> {
+fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
     if let Command::Generate(args) = &cli.command {
         return generate::run(args).map(|()| exit::OK);
     }
@@ -139,9 +180,14 @@ fn run(cli: Cli) -> Result<u8> {
                     glob::Pattern::new(g).map_err(|e| Error::usage(format!("--exclude {g:?}: {e}")))
                 })
                 .collect::<Result<Vec<_>>>()?;
+            if args.paths.is_empty() {
+                return Err(Error::usage(
+                    "nothing to back up: give one or more PATHs, or a --profile with sources",
+                ));
+            }
             let options = crate::backup::BackupOptions {
                 sources: args.paths,
-                volume_size_bytes: parse_size(&args.volume_size)?,
+                volume_size_bytes: parse_size(args.volume_size.as_deref().unwrap_or("4G"))?,
                 compression_level: args.compression_level,
                 walk: crate::source::WalkOptions {
                     one_file_system: !args.cross_file_systems,
@@ -150,7 +196,29 @@ fn run(cli: Cli) -> Result<u8> {
                 tags: args.tag,
                 threads: args.threads,
             };
-            let summary = crate::backup::backup(vault.as_ref(), &mut catalog, &key, &options)?;
+            let shown = progress::Shown::new(&out, "backup");
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let summary = std::thread::scope(|scope| {
+                if shown.wants_totals() {
+                    scope.spawn(|| {
+                        progress::estimate_backup(&options.sources, &options.walk, &shown, &stop)
+                    });
+                }
+                let summary =
+                    crate::backup::backup(vault.as_ref(), &mut catalog, &key, &options, &shown);
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                summary
+            });
+            shown.finish();
+            let summary = summary?;
+            let stats = &summary.snapshot.stats;
+            *measured = metrics::RunMetrics {
+                bytes: stats.bytes,
+                files: stats.files,
+                volumes: summary.volumes_written.len() as u64,
+                warnings: summary.warnings.len() as u64,
+                damage: 0,
+            };
             out.backup(&summary);
             Ok(exit::for_report(false, !summary.warnings.is_empty()))
         }
@@ -197,14 +265,17 @@ fn run(cli: Cli) -> Result<u8> {
                 includes: args.include,
                 overwrite: args.overwrite,
             };
-            let report = crate::restore::restore(vault.as_ref(), &catalog, &key, &options)?;
+            let shown = progress::Shown::new(&out, "restore");
+            let report = crate::restore::restore(vault.as_ref(), &catalog, &key, &options, &shown);
+            shown.finish();
+            let report = report?;
             out.restore(&report);
             Ok(exit::for_report(
                 report.problems.has_damage(),
                 !report.problems.warnings.is_empty(),
             ))
         }
-        Command::Drill(args) => drill(&ctx, &out, args),
+        Command::Drill(args) => drill(&ctx, &out, args, measured),
         Command::Key(command) => key(&ctx, &out, command),
         Command::Volumes => {
             let catalog = ctx.catalog_for(ctx.vault()?.as_ref())?;
@@ -217,16 +288,43 @@ fn run(cli: Cli) -> Result<u8> {
             let mut catalog = ctx.catalog_for(vault.as_ref())?;
             if args.deep {
                 let key = crate::keys::unlock(&catalog, &ctx.passphrase(false)?)?;
+                let shown = progress::Shown::new(&out, "verify");
                 let report = crate::verify::deep(
                     vault.as_ref(),
                     &mut catalog,
                     &key,
                     args.snapshot.as_deref(),
-                )?;
+                    &shown,
+                );
+                shown.finish();
+                let report = report?;
+                let volumes = &report.volumes;
+                *measured = metrics::RunMetrics {
+                    bytes: volumes.bytes_checked,
+                    files: report.files_checked,
+                    volumes: volumes.volumes_ok + volumes.damaged.len() as u64,
+                    warnings: (volumes.abandoned.len()
+                        + volumes.extra.len()
+                        + report.warnings.len()) as u64,
+                    damage: (volumes.missing.len()
+                        + volumes.damaged.len()
+                        + report.damaged_blobs.len()
+                        + report.damaged_files.len()) as u64,
+                };
                 out.deep_verify(&report);
                 return Ok(exit::for_report(report.has_damage(), report.has_warnings()));
             }
-            let report = crate::verify::verify(vault.as_ref(), &mut catalog)?;
+            let shown = progress::Shown::new(&out, "verify");
+            let report = crate::verify::verify(vault.as_ref(), &mut catalog, &shown);
+            shown.finish();
+            let report = report?;
+            *measured = metrics::RunMetrics {
+                bytes: report.bytes_checked,
+                files: 0,
+                volumes: report.volumes_ok + report.damaged.len() as u64,
+                warnings: (report.abandoned.len() + report.extra.len()) as u64,
+                damage: (report.missing.len() + report.damaged.len()) as u64,
+            };
             out.verify(&report);
             Ok(exit::for_report(report.has_damage(), report.has_warnings()))
         }
@@ -241,7 +339,12 @@ fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-fn drill(ctx: &Context, out: &render::Output, args: args::DrillArgs) -> Result<u8> {
+fn drill(
+    ctx: &Context,
+    out: &render::Output,
+    args: args::DrillArgs,
+    measured: &mut metrics::RunMetrics,
+) -> Result<u8> {
     if args.history {
         out.drill_history(&ctx.catalog()?.drills()?);
         return Ok(exit::OK);
@@ -270,15 +373,24 @@ fn drill(ctx: &Context, out: &render::Output, args: args::DrillArgs) -> Result<u
         options.snapshot = catalog.find_snapshot(&options.snapshot)?.id.to_string();
     }
     let passphrase = ctx.passphrase(false)?;
+    let shown = progress::Shown::new(out, "drill");
     let report = match &catalog {
-        Some(_) if args.from_scratch => {
-            crate::drill::drill_from_scratch(vault.as_ref(), &passphrase, &options)?
-        }
-        None => crate::drill::drill_from_scratch(vault.as_ref(), &passphrase, &options)?,
-        Some(catalog) => {
+        Some(catalog) if !args.from_scratch => {
             let key = crate::keys::unlock(catalog, &passphrase)?;
-            crate::drill::drill(vault.as_ref(), catalog, &key, &options)?
+            crate::drill::drill(vault.as_ref(), catalog, &key, &options, &shown)
         }
+        _ => crate::drill::drill_from_scratch(vault.as_ref(), &passphrase, &options, &shown),
+    };
+    shown.finish();
+    let report = report?;
+    let problems = &report.problems;
+    *measured = metrics::RunMetrics {
+        bytes: report.bytes_checked,
+        files: report.files_checked,
+        volumes: report.volumes_read.len() as u64,
+        warnings: problems.warnings.len() as u64,
+        damage: (problems.damaged.len() + problems.refused.len() + problems.volume_errors.len())
+            as u64,
     };
     let json = serde_json::to_string_pretty(&report).expect("report serialises");
     if let Some(catalog) = catalog.as_mut() {
@@ -326,7 +438,7 @@ fn key(ctx: &Context, out: &render::Output, command: KeyCommand) -> Result<u8> {
 }
 
 /// Write a report file whole or not at all: a temporary sibling, fsynced, renamed over.
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+pub(super) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut temp = path.as_os_str().to_owned();
     temp.push(format!(".tmp-{}", std::process::id()));

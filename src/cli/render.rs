@@ -20,7 +20,7 @@ fn time(secs: i64) -> String {
     humantime::format_rfc3339_seconds(when).to_string()
 }
 
-fn bytes(n: u64) -> String {
+pub(super) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = n as f64;
     let mut unit = 0;
@@ -94,7 +94,11 @@ impl Output {
 
     pub fn snapshots(&self, snapshots: &[SnapshotRecord]) {
         if self.json {
-            return self.json(&snapshots);
+            #[derive(Serialize)]
+            struct Snapshots<'a> {
+                snapshots: &'a [SnapshotRecord],
+            }
+            return self.json(&Snapshots { snapshots });
         }
         if self.quiet {
             return;
@@ -322,7 +326,11 @@ impl Output {
 
     pub fn drill_history(&self, drills: &[crate::catalog::DrillRecord]) {
         if self.json {
-            return self.json(&drills);
+            #[derive(Serialize)]
+            struct History<'a> {
+                drills: &'a [crate::catalog::DrillRecord],
+            }
+            return self.json(&History { drills });
         }
         println!(
             "{:<20}  {:<8}  {:<9}  {:>7}  {:>10}  {:>7}  {:>8}  mode",

@@ -162,8 +162,8 @@ fn ls_and_snapshots_show_what_was_saved() {
     let id = summary["snapshot"]["id"].as_str().unwrap();
     let out = env.tv(&["snapshots", "--json"]).output().unwrap();
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(list[0]["id"], id);
-    assert_eq!(list[0]["tags"][0], "nightly");
+    assert_eq!(list["snapshots"][0]["id"], id);
+    assert_eq!(list["snapshots"][0]["tags"][0], "nightly");
     let out = env.tv(&["ls", &id[..8]]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("listed.txt"));
 }

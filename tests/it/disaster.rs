@@ -287,7 +287,12 @@ fn t66_keyless_verify_never_asks_and_deep_finds_what_it_cannot() {
         .as_str()
         .unwrap()
         .contains("authentication"));
-    assert_eq!(deep_damaged_files(&deep).len(), 2, "{deep}");
+    // Chunk boundaries are keyed, so the two blobs may belong to one file or to two.
+    let files = deep_damaged_files(&deep);
+    assert!(
+        !files.is_empty() && files.iter().all(|f| f == "alpha" || f == "beta"),
+        "{deep}"
+    );
     // With --snapshot only that snapshot's blobs and files are checked.
     let (code, deep, _) = deep_verify(
         &env,
@@ -389,7 +394,7 @@ fn t65_drill_from_scratch_passes_healthy_and_names_the_lost_files_and_volume() {
     );
     let (code, history, _) = run_json(env.tv(&["drill", "--history", "--json"]));
     assert_eq!(code, 0);
-    let outcomes: Vec<&str> = history
+    let outcomes: Vec<&str> = history["drills"]
         .as_array()
         .unwrap()
         .iter()

@@ -119,30 +119,6 @@ fn t47_a_second_run_is_exit_6_naming_the_holder() {
 }
 
 /// Runs the command as an unprivileged user when the tests run as root, so 000 files are unreadable.
-fn as_unprivileged(env: &Env, args: &[&str]) -> std::process::Output {
-    if !rustix::process::geteuid().is_root() {
-        return env.tv(args).output().unwrap();
-    }
-    std::process::Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(env.dir.path())
-        .status()
-        .unwrap();
-    let mut cmd = std::process::Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(assert_cmd::cargo::cargo_bin("tapevault"))
-        .env(
-            "TAPEVAULT_VAULT",
-            format!("dir:{}", env.vault_dir().display()),
-        )
-        .env("TAPEVAULT_CATALOG", env.path("catalog"))
-        .env_remove("TAPEVAULT_PASSPHRASE")
-        .arg("--passphrase-file")
-        .arg(env.path("pass"))
-        .args(args);
-    cmd.output().unwrap()
-}
-
 #[test]
 fn t22_unreadable_file_is_skipped_named_and_exit_3() {
     use std::os::unix::fs::PermissionsExt;

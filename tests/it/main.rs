@@ -13,6 +13,8 @@ mod damage;
 mod disaster;
 /// One test per exit code and bad-input path.
 mod exit_codes;
+/// Progress, --json shapes, profiles, metrics, shipped examples, exit-code precedence.
+mod operator;
 /// What an attacker or a curious finder of a cartridge sees.
 mod privacy;
 /// Hostile snapshots and targets: restore never writes outside its target.

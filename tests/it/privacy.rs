@@ -66,25 +66,83 @@ fn t55_private_permissions_and_the_passphrase_never_printed() {
     assert_eq!(mode(env.path("catalog/catalog.sqlite")), 0o600);
     let src = env.src();
     let target = env.path("out");
+    let report = env.path("drill.json");
+    let metrics = env.path("metrics.prom");
+    let rebuilt = env.path("rebuilt");
+    let new_pass = env.path("new-pass");
+    std::fs::write(&new_pass, "the second passphrase").unwrap();
+    // The paper key is the one output that carries the master key: it appears nowhere else,
+    // neither raw nor as hex.
+    let paper = env
+        .tv(&["key", "export", "--paper"])
+        .output()
+        .unwrap()
+        .stdout;
+    let (_, master) = tapevault::paper::import(&String::from_utf8(paper).unwrap()).unwrap();
+    let master_raw = master.expose().to_vec();
+    let master_hex: String = master_raw.iter().map(|b| format!("{b:02x}")).collect();
     let mut printed = Vec::new();
     for args in [
         vec!["backup", src.to_str().unwrap()],
         vec!["backup", src.to_str().unwrap(), "--json", "-v"],
+        vec![
+            "backup",
+            src.to_str().unwrap(),
+            "--metrics-file",
+            metrics.to_str().unwrap(),
+        ],
         vec!["restore", "--target", target.to_str().unwrap(), "-v"],
         vec!["snapshots", "--json"],
+        vec!["verify", "--deep", "-v"],
+        vec![
+            "drill",
+            "--all",
+            "--from-scratch",
+            "-v",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        vec![
+            "catalog",
+            "rebuild",
+            "--catalog",
+            rebuilt.to_str().unwrap(),
+            "--json",
+        ],
+        vec![
+            "key",
+            "passwd",
+            "--new-passphrase-file",
+            new_pass.to_str().unwrap(),
+            "--json",
+        ],
     ] {
         let out = env.tv(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
         printed.extend(out.stdout);
         printed.extend(out.stderr);
     }
+    printed.extend(std::fs::read(&report).unwrap());
+    printed.extend(std::fs::read(&metrics).unwrap());
+    for file in std::fs::read_dir(env.path("catalog")).unwrap() {
+        printed.extend(std::fs::read(file.unwrap().path()).unwrap());
+    }
     for volume in env.volumes() {
         assert_eq!(mode(volume), 0o600);
     }
-    assert!(
-        !contains(&printed, PASSPHRASE.as_bytes()),
-        "passphrase printed"
-    );
+    for secret in [
+        PASSPHRASE.as_bytes(),
+        b"the second passphrase",
+        master_hex.as_bytes(),
+        &master_raw,
+    ] {
+        assert!(
+            !contains(&printed, secret),
+            "{} printed or stored",
+            String::from_utf8_lossy(secret)
+        );
+    }
+    std::fs::copy(&new_pass, env.path("pass")).unwrap();
     std::fs::set_permissions(env.path("pass"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = env.tv(&["backup", src.to_str().unwrap()]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -8,6 +8,17 @@ use tapevault::model::{Node, NodeKind, PathBytes};
 
 pub const PASSPHRASE: &str = "correct horse battery staple";
 
+/// `init` with the cheapest key derivation allowed, for speed.
+pub const CHEAP_INIT: [&str; 7] = [
+    "init",
+    "--kdf-memory",
+    "8",
+    "--kdf-iterations",
+    "1",
+    "--kdf-parallelism",
+    "1",
+];
+
 /// A temporary vault, catalog, passphrase file and source folder.
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -17,17 +28,7 @@ impl Env {
     /// A fresh, initialised vault (cheap KDF settings for speed).
     pub fn new() -> Env {
         let env = Env::uninitialised();
-        env.tv(&[
-            "init",
-            "--kdf-memory",
-            "8",
-            "--kdf-iterations",
-            "1",
-            "--kdf-parallelism",
-            "1",
-        ])
-        .assert()
-        .success();
+        env.tv(&CHEAP_INIT).assert().success();
         env
     }
 
@@ -347,4 +348,30 @@ pub fn crafted(env: &Env, entries: Vec<(Node, Vec<u8>)>) {
     let mut catalog = tapevault::catalog::Catalog::open(&env.path("catalog"), "test").unwrap();
     let key = tapevault::keys::unlock(&catalog, PASSPHRASE.as_bytes()).unwrap();
     tapevault::backup::backup_crafted(vault.as_ref(), &mut catalog, &key, entries).unwrap();
+}
+
+/// Run tapevault as an unprivileged user (nobody, when the tests run as root), so that
+/// permission bits bite.
+pub fn as_unprivileged(env: &Env, args: &[&str]) -> std::process::Output {
+    if !rustix::process::geteuid().is_root() {
+        return env.tv(args).output().unwrap();
+    }
+    std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(env.dir.path())
+        .status()
+        .unwrap();
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(assert_cmd::cargo::cargo_bin("tapevault"))
+        .env(
+            "TAPEVAULT_VAULT",
+            format!("dir:{}", env.vault_dir().display()),
+        )
+        .env("TAPEVAULT_CATALOG", env.path("catalog"))
+        .env_remove("TAPEVAULT_PASSPHRASE")
+        .arg("--passphrase-file")
+        .arg(env.path("pass"))
+        .args(args);
+    cmd.output().unwrap()
 }
