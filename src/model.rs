@@ -196,6 +196,20 @@ pub struct SnapshotRecord {
 /// First line of an encoded node list.
 pub const TREE_HEADER: &[u8] = b"tapevault-tree v1\n";
 
+/// Decode a snapshot's tree stream (header, then one JSON node per line).
+pub fn decode_tree(stream: &[u8]) -> crate::error::Result<Vec<Node>> {
+    let body = stream
+        .strip_prefix(TREE_HEADER)
+        .ok_or_else(|| crate::error::Error::corrupt("tree header missing"))?;
+    body.split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            serde_json::from_slice(line)
+                .map_err(|e| crate::error::Error::corrupt(format!("tree node: {e}")))
+        })
+        .collect()
+}
+
 /// Encode one node as a line of the node list.
 pub fn encode_node(node: &Node, out: &mut Vec<u8>) {
     // Serialising plain data to a Vec cannot fail.

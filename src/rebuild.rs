@@ -17,7 +17,7 @@ use crate::catalog::{Catalog, VaultInfo, VolumeRow};
 use crate::crypto::{BlobKind, MasterKey};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{ChunkId, VaultId, VolumeId};
-use crate::model::{Node, SnapshotRecord, TREE_HEADER};
+use crate::model::{Node, SnapshotRecord};
 use crate::restore::{locate, read_volume, Findings, ReadKeys};
 use crate::vault::Vault;
 use crate::volume::{
@@ -584,13 +584,5 @@ pub fn load_tree(
         })?;
         stream.extend_from_slice(chunk);
     }
-    let body = stream
-        .strip_prefix(TREE_HEADER)
-        .ok_or_else(|| Error::corrupt("tree header missing"))?;
-    body.split(|b| *b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            serde_json::from_slice(line).map_err(|e| Error::corrupt(format!("tree node: {e}")))
-        })
-        .collect()
+    crate::model::decode_tree(&stream)
 }

@@ -7,12 +7,16 @@ mod util;
 mod backup_restore;
 /// Man pages are current; fixtures from older builds still restore.
 mod compat;
+/// Crashes, failing media and concurrent runs.
+mod crash;
 /// Damage to volumes is detected, named precisely and never blocks the rest.
 mod damage;
 /// The night the site burned: deep verify, drills, rebuilds, paper keys.
 mod disaster;
 /// One test per exit code and bad-input path.
 mod exit_codes;
+/// Parsers of media bytes against random and spliced input.
+mod hostile;
 /// Progress, --json shapes, profiles, metrics, shipped examples, exit-code precedence.
 mod operator;
 /// What an attacker or a curious finder of a cartridge sees.

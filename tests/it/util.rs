@@ -57,7 +57,12 @@ impl Env {
 
     /// `tapevault ARGS` against this vault and catalog, passphrase from the file.
     pub fn tv(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("tapevault").unwrap();
+        Command::from_std(self.process(args))
+    }
+
+    /// The same as [`Env::tv`], as a process to spawn and kill.
+    pub fn process(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tapevault"));
         cmd.env_remove("TAPEVAULT_PASSPHRASE")
             .env(
                 "TAPEVAULT_VAULT",

@@ -1,0 +1,300 @@
+//! Crashes, failing media and concurrent runs: a run can lose only itself.
+
+use crate::util::*;
+use std::io::Write;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use tapevault::vault::{Listing, Vault, VolumeSink};
+
+/// How the fault vault fails once its byte budget is spent.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// Writes fail with ENOSPC (after a short write).
+    NoSpace,
+    /// Writes fail with EIO.
+    Io,
+    /// Writes succeed, but sealing (fsync, rename) fails.
+    Seal,
+}
+
+/// A dir vault whose writes fail after `budget` bytes, across all volumes.
+struct FaultVault {
+    inner: Box<dyn Vault>,
+    budget: Arc<AtomicI64>,
+    fault: Fault,
+}
+
+struct FaultSink {
+    inner: Box<dyn VolumeSink>,
+    budget: Arc<AtomicI64>,
+    fault: Fault,
+}
+
+impl Vault for FaultVault {
+    fn location(&self) -> &str {
+        self.inner.location()
+    }
+    fn list(&self) -> tapevault::error::Result<Listing> {
+        self.inner.list()
+    }
+    fn create(&self, name: &str) -> tapevault::error::Result<Box<dyn VolumeSink>> {
+        Ok(Box::new(FaultSink {
+            inner: self.inner.create(name)?,
+            budget: Arc::clone(&self.budget),
+            fault: self.fault,
+        }))
+    }
+    fn open(&self, name: &str) -> tapevault::error::Result<Box<dyn std::io::Read + Send>> {
+        self.inner.open(name)
+    }
+    fn read_range(
+        &self,
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> tapevault::error::Result<(u64, Vec<u8>)> {
+        self.inner.read_range(name, offset, len)
+    }
+}
+
+impl Write for FaultSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let left = self.budget.load(Ordering::SeqCst);
+        if left <= 0 && self.fault != Fault::Seal {
+            let errno = if self.fault == Fault::NoSpace {
+                rustix::io::Errno::NOSPC
+            } else {
+                rustix::io::Errno::IO
+            };
+            return Err(errno.into());
+        }
+        // A short write at the edge, as a filling disk gives.
+        let n = if self.fault == Fault::Seal {
+            buf.len()
+        } else {
+            buf.len().min(left as usize)
+        };
+        self.budget.fetch_sub(n as i64, Ordering::SeqCst);
+        self.inner.write(&buf[..n])
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl VolumeSink for FaultSink {
+    fn seal(self: Box<Self>) -> tapevault::error::Result<()> {
+        if self.fault == Fault::Seal && self.budget.load(Ordering::SeqCst) <= 0 {
+            return Err(tapevault::error::Error::new(
+                tapevault::error::ErrorKind::Io,
+                "cannot sync volume: Input/output error (injected)",
+            ));
+        }
+        self.inner.seal()
+    }
+}
+
+fn library_backup(env: &Env, vault: &dyn Vault) -> tapevault::error::Result<u64> {
+    let mut catalog = tapevault::catalog::Catalog::open(&env.path("catalog"), "test")?;
+    let key = tapevault::keys::unlock(&catalog, PASSPHRASE.as_bytes())?;
+    let options = tapevault::backup::BackupOptions {
+        sources: vec![env.src()],
+        volume_size_bytes: 4 << 20,
+        compression_level: 3,
+        walk: tapevault::source::WalkOptions {
+            one_file_system: true,
+            excludes: Vec::new(),
+        },
+        tags: Vec::new(),
+        threads: 2,
+    };
+    let summary = tapevault::backup::backup(
+        vault,
+        &mut catalog,
+        &key,
+        &options,
+        &tapevault::progress::Silent,
+    )?;
+    Ok(summary.snapshot.stats.bytes_added)
+}
+
+fn dir_vault(env: &Env) -> Box<dyn Vault> {
+    tapevault::vault::open_vault(&format!("dir:{}", env.vault_dir().display())).unwrap()
+}
+
+fn assert_exact_restore(env: &Env, into: &str) {
+    let (code, report, landed) = env.restore(into, &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_same_tree(&env.src(), &landed);
+}
+
+#[test]
+fn t24_t28_t29_a_backup_failing_at_any_byte_loses_only_itself() {
+    let env = Env::new();
+    std::fs::write(env.src().join("first"), noise(3 << 20, 1)).unwrap();
+    std::fs::write(env.src().join("second"), noise(3 << 20, 2)).unwrap();
+    std::fs::write(env.src().join("small"), b"small").unwrap();
+    let total = 6 << 20;
+    let mut failed_runs = 0;
+    for (fault, budget) in [
+        (Fault::NoSpace, 0),
+        (Fault::NoSpace, 700),
+        (Fault::Io, 300_000),
+        (Fault::NoSpace, 2_500_000),
+        (Fault::Seal, 1_000_000),
+        // Enough to seal the first volume, then fail: the next run must reuse it.
+        (Fault::Io, 4_500_000),
+    ] {
+        let vault = FaultVault {
+            inner: dir_vault(&env),
+            budget: Arc::new(AtomicI64::new(budget)),
+            fault,
+        };
+        let err = library_backup(&env, &vault).expect_err("the injected fault must fail the run");
+        assert_eq!(err.kind(), tapevault::error::ErrorKind::Io, "{err}");
+        if fault == Fault::NoSpace {
+            assert!(err.to_string().contains("no space left"), "{err}");
+        }
+        // Nothing half-done is trusted: the catalog opens and lists no snapshot.
+        let (code, list, stderr) = run_json(env.tv(&["snapshots", "--json"]));
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(list["snapshots"].as_array().unwrap().len(), 0);
+        let (code, _, stderr) = run_json(env.tv(&["verify", "--json"]));
+        assert!(
+            code == 0 || code == 3,
+            "verify after a failed run: {stderr}"
+        );
+        failed_runs += 1;
+    }
+    assert!(failed_runs > 0);
+    let (_, volumes, _) = run_json(env.tv(&["volumes", "--json"]));
+    assert!(
+        !volumes["volumes"].as_array().unwrap().is_empty(),
+        "a failed run keeps the volumes it sealed: {volumes}"
+    );
+    // The next run completes and reuses every blob the failed runs sealed.
+    let added = library_backup(&env, dir_vault(&env).as_ref()).unwrap();
+    assert!(
+        added < total,
+        "sealed blobs of failed runs are reused ({added} bytes added)"
+    );
+    assert_exact_restore(&env, "out");
+    let (code, report, _) = run_json(env.tv(&["verify", "--json"]));
+    assert_eq!(code, 3, "abandoned volumes are reported: {report}");
+    assert!(
+        !report["abandoned"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    let (_, volumes, _) = run_json(env.tv(&["volumes", "--json"]));
+    assert!(!volumes["abandoned"].as_array().unwrap().is_empty());
+}
+
+/// A backup of the source folder running in the background.
+fn spawn_backup(env: &Env) -> std::process::Child {
+    let src = env.src();
+    env.process(&[
+        "backup",
+        src.to_str().unwrap(),
+        "--volume-size",
+        "4M",
+        "--quiet",
+    ])
+    .spawn()
+    .unwrap()
+}
+
+#[test]
+fn t25_t26_t49_killed_backups_never_block_the_next_and_lose_nothing_sealed() {
+    let env = Env::new();
+    for n in 0..4 {
+        std::fs::write(env.src().join(format!("f{n}")), noise(2 << 20, 10 + n)).unwrap();
+    }
+    let delays_ms = [5, 40, 120, 300, 600, 1000, 1600, 2400];
+    for delay in delays_ms {
+        let mut child = spawn_backup(&env);
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::KILL,
+        );
+        let _ = child.wait();
+        // The lock of the killed run is gone at once: never exit 6.
+        let (code, _, stderr) = run_json(env.tv(&["snapshots", "--json"]));
+        assert_eq!(code, 0, "after a kill at {delay} ms: {stderr}");
+    }
+    env.backup(&[]);
+    assert_exact_restore(&env, "out");
+    let (code, report, _) = run_json(env.tv(&["verify", "--json"]));
+    assert!(code == 0 || code == 3, "{report}");
+    assert!(report["damaged"].as_array().unwrap().is_empty(), "{report}");
+    assert!(report["missing"].as_array().unwrap().is_empty(), "{report}");
+}
+
+#[test]
+fn t48_read_only_commands_run_beside_a_backup() {
+    let env = two_volume_vault();
+    std::fs::write(env.src().join("more"), noise(6 << 20, 30)).unwrap();
+    let mut child = spawn_backup(&env);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for args in [
+        &["snapshots"][..],
+        &["volumes"],
+        &["ls"],
+        &["restore", "--plan"],
+    ] {
+        let (code, _, stderr) = run_json(env.tv(args));
+        assert_eq!(code, 0, "{args:?} beside a backup: {stderr}");
+    }
+    assert!(child.wait().unwrap().success());
+    assert_exact_restore(&env, "out");
+}
+
+#[test]
+fn t29_disk_full_on_a_real_small_filesystem_is_exit_1_and_the_next_run_completes() {
+    // A 6 MiB tmpfs as the vault, when this machine lets the tests mount one (root).
+    let env = Env::new();
+    let vault = env.vault_dir();
+    let moved = env.path("vault-data");
+    std::fs::rename(&vault, &moved).unwrap();
+    std::fs::create_dir(&vault).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=6m", "tmpfs"])
+        .arg(&vault)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("note: cannot mount a tmpfs here; the injected-ENOSPC test covers disk full");
+        return;
+    }
+    // Unmounted however the test ends.
+    struct Mounted(std::path::PathBuf);
+    impl Drop for Mounted {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _mounted = Mounted(vault.clone());
+    for entry in std::fs::read_dir(&moved).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), vault.join(entry.file_name())).unwrap();
+    }
+    std::fs::write(env.src().join("big"), noise(9 << 20, 40)).unwrap();
+    let src = env.src();
+    let (code, _, stderr) =
+        run_json(env.tv(&["backup", src.to_str().unwrap(), "--volume-size", "4M"]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("no space left on device"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // Free space (the abandoned partial), then the run completes.
+    for name in std::fs::read_dir(&vault).unwrap() {
+        let path = name.unwrap().path();
+        if path.extension().is_some_and(|e| e == "partial") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    std::fs::write(env.src().join("big"), noise(3 << 20, 40)).unwrap();
+    let (code, _, stderr) =
+        run_json(env.tv(&["backup", src.to_str().unwrap(), "--volume-size", "4M"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_exact_restore(&env, "out");
+}
