@@ -465,14 +465,26 @@ fn scan_members(
     let mut index_problem = None;
     let mut scanned = Vec::new();
     let mut broken = None;
+    let mut skipped = Vec::new();
     loop {
+        // Past a damaged header or zeroed blocks, scan on: only that member is lost.
         let member = match reader.next_member() {
-            Ok(Some(member)) => member,
-            Ok(None) => break,
+            Ok(Some(member)) => Some(member),
+            Ok(None) => reader
+                .resync()?
+                .inspect(|m| skipped.push(format!("zeroed blocks before byte {}", m.offset - 512))),
+            Err(err) if err.kind() == crate::error::ErrorKind::Corrupt => {
+                let next = reader.resync()?;
+                skipped.push(err.to_string());
+                next
+            }
             Err(err) => {
                 broken = Some(err);
                 break;
             }
+        };
+        let Some(member) = member else {
+            break;
         };
         let data = match reader.read_data(&member) {
             Ok(data) => data,
@@ -502,15 +514,28 @@ fn scan_members(
     let (bytes, blake3) = reader.into_inner().finish()?;
     row.bytes = bytes;
     if let (Some(index), None) = (&index, &broken) {
-        // Intact after all (an odd tail): what was read is what was sealed.
-        row.blake3 = blake3;
+        // The index authenticates: it lists every pack and snapshot, even past damage.
+        let problem = if skipped.is_empty() {
+            // Intact after all (an odd tail): what was read is what was sealed.
+            row.blake3 = blake3;
+            None
+        } else {
+            row.state = "damaged".into();
+            Some(format!(
+                "{name}: {}; its index is intact, the members at those places are lost",
+                skipped.join("; ")
+            ))
+        };
         return Ok(ScannedVolume {
             row,
             packs: index.packs.clone(),
             index: Some(index.clone()),
-            problem: None,
+            problem,
             bytes_read: bytes,
         });
+    }
+    if broken.is_none() && !skipped.is_empty() {
+        broken = Some(Error::corrupt(skipped.join("; ")));
     }
     if scanned.is_empty() {
         let why = broken

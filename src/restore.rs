@@ -546,6 +546,30 @@ pub(crate) struct ReadKeys<'a> {
     pub(crate) ids: crate::crypto::ChunkIdKey,
 }
 
+/// Skip to the next valid member after damage, saying where and why.
+fn resync<R: Read>(
+    reader: &mut VolumeReader<R>,
+    volume: &VolumeRow,
+    why: &str,
+    findings: &mut Findings,
+) -> Result<Option<crate::volume::Member>> {
+    let from = reader.position();
+    let next = reader.resync()?;
+    findings.warnings.push(match &next {
+        Some(member) => format!(
+            "volume {}: {why} near byte {from}; reading resumed at byte {} ({})",
+            volume.name,
+            member.offset - 512,
+            member.name
+        ),
+        None => format!(
+            "volume {}: {why} near byte {from}; nothing readable after it",
+            volume.name
+        ),
+    });
+    Ok(next)
+}
+
 /// What went wrong while reading volumes: lost data, and problems that cost nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Findings {
@@ -595,10 +619,28 @@ pub(crate) fn read_volume<R: Read>(
     let Some(last_needed) = per_pack.keys().next_back().copied() else {
         return Ok(reader);
     };
-    while let Some(member) = reader.next_member()? {
+    let mut reached = 0;
+    loop {
+        let member = match reader.next_member() {
+            Ok(Some(member)) => Some(member),
+            // A damaged header or zeroed blocks before the packs still wanted: the loss
+            // is that one member, not the rest of the volume (T5, T6).
+            Ok(None) if reached < last_needed => {
+                resync(&mut reader, volume, "zeroed blocks", findings)?
+            }
+            Err(err) if err.kind() == ErrorKind::Corrupt && reached < last_needed => {
+                resync(&mut reader, volume, &err.to_string(), findings)?
+            }
+            Ok(None) => break,
+            Err(err) => return Err(err),
+        };
+        let Some(member) = member else {
+            break;
+        };
         let Some(number) = crate::volume::pack_number(&member.name) else {
             continue;
         };
+        reached = reached.max(number);
         let Some(blobs) = per_pack.get(&number) else {
             if number > last_needed {
                 break;

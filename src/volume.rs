@@ -467,9 +467,41 @@ impl<R: Read> VolumeReader<R> {
         if block.iter().all(|b| *b == 0) {
             return Ok(None);
         }
-        let member = parse_header(&block, self.position)?;
+        let member = parse_header(&block, self.position - BLOCK)?;
         self.pending = padded(member.size);
         Ok(Some(member))
+    }
+
+    /// Bytes consumed so far.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// After a damaged header or a false end-of-archive (zeroed blocks): read block by
+    /// block until one is a valid member header. `None` at the end of the volume.
+    pub fn resync(&mut self) -> Result<Option<Member>> {
+        // The damaged header's size cannot be trusted: scan from here.
+        self.pending = 0;
+        let mut block = [0u8; BLOCK as usize];
+        loop {
+            match self.input.read_exact(&mut block) {
+                Ok(()) => self.position += BLOCK,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+                Err(e) => {
+                    return Err(Error::new(
+                        crate::error::ErrorKind::Io,
+                        format!("cannot read volume at byte {}: {e}", self.position),
+                    ))
+                }
+            }
+            if block.iter().all(|b| *b == 0) {
+                continue;
+            }
+            if let Ok(member) = parse_header(&block, self.position - BLOCK) {
+                self.pending = padded(member.size);
+                return Ok(Some(member));
+            }
+        }
     }
 
     /// Read the current member's data (bounded by [`MAX_MEMBER_BYTES`]).

@@ -30,17 +30,6 @@ fn patch(path: &std::path::Path, from: &[u8], to: &[u8]) {
     std::fs::write(path, bytes).unwrap();
 }
 
-fn rebuild_into(env: &Env, dir: &str) -> (i32, serde_json::Value, String) {
-    let catalog = env.path(dir);
-    run_json(env.tv(&[
-        "catalog",
-        "rebuild",
-        "--json",
-        "--catalog",
-        catalog.to_str().unwrap(),
-    ]))
-}
-
 fn restore_with_catalog(env: &Env, catalog: &str, into: &str) -> (i32, serde_json::Value) {
     let catalog = env.path(catalog);
     let (code, report, _) = env.restore(into, &["--catalog", catalog.to_str().unwrap()]);

@@ -380,3 +380,15 @@ pub fn as_unprivileged(env: &Env, args: &[&str]) -> std::process::Output {
         .args(args);
     cmd.output().unwrap()
 }
+
+/// `catalog rebuild --json` into a new catalog folder `dir` of the env.
+pub fn rebuild_into(env: &Env, dir: &str) -> (i32, serde_json::Value, String) {
+    let catalog = env.path(dir);
+    run_json(env.tv(&[
+        "catalog",
+        "rebuild",
+        "--json",
+        "--catalog",
+        catalog.to_str().unwrap(),
+    ]))
+}
