@@ -546,28 +546,34 @@ pub(crate) struct ReadKeys<'a> {
     pub(crate) ids: crate::crypto::ChunkIdKey,
 }
 
-/// Skip to the next valid member after damage, saying where and why.
+/// Skip to the next valid member after damage, saying where and why. Nothing
+/// readable after it is an error: the volume is cut short or overwritten.
 fn resync<R: Read>(
     reader: &mut VolumeReader<R>,
     volume: &VolumeRow,
-    why: &str,
+    damage: Option<Error>,
     findings: &mut Findings,
 ) -> Result<Option<crate::volume::Member>> {
     let from = reader.position();
-    let next = reader.resync()?;
-    findings.warnings.push(match &next {
-        Some(member) => format!(
-            "volume {}: {why} near byte {from}; reading resumed at byte {} ({})",
-            volume.name,
-            member.offset - 512,
-            member.name
-        ),
-        None => format!(
-            "volume {}: {why} near byte {from}; nothing readable after it",
-            volume.name
-        ),
-    });
-    Ok(next)
+    let why = damage
+        .as_ref()
+        .map_or_else(|| "zeroed blocks".to_string(), ToString::to_string);
+    match reader.resync()? {
+        Some(member) => {
+            findings.warnings.push(format!(
+                "volume {}: {why} near byte {from}; reading resumed at byte {} ({})",
+                volume.name,
+                member.offset - 512,
+                member.name
+            ));
+            Ok(Some(member))
+        }
+        None => Err(damage.unwrap_or_else(|| {
+            Error::corrupt(format!(
+                "volume ends at byte {from}, before packs the catalog places in it"
+            ))
+        })),
+    }
 }
 
 /// What went wrong while reading volumes: lost data, and problems that cost nothing.
@@ -625,11 +631,9 @@ pub(crate) fn read_volume<R: Read>(
             Ok(Some(member)) => Some(member),
             // A damaged header or zeroed blocks before the packs still wanted: the loss
             // is that one member, not the rest of the volume (T5, T6).
-            Ok(None) if reached < last_needed => {
-                resync(&mut reader, volume, "zeroed blocks", findings)?
-            }
+            Ok(None) if reached < last_needed => resync(&mut reader, volume, None, findings)?,
             Err(err) if err.kind() == ErrorKind::Corrupt && reached < last_needed => {
-                resync(&mut reader, volume, &err.to_string(), findings)?
+                resync(&mut reader, volume, Some(err), findings)?
             }
             Ok(None) => break,
             Err(err) => return Err(err),
