@@ -103,6 +103,37 @@ fn refuse_stale_catalog(catalog: &Catalog, listing: &crate::vault::Listing) -> R
     Ok(())
 }
 
+/// Never deduplicate against a volume the vault no longer has: record it missing, so
+/// its chunks are stored again by this run (self-heal), and say so.
+fn mark_missing_volumes(
+    catalog: &mut Catalog,
+    listing: &crate::vault::Listing,
+) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let volumes = catalog.volumes()?;
+    // A listing without any known volume or key label is an unmounted disk or a wrong
+    // path far more often than a lost vault (T63).
+    let recognised = listing.sealed.iter().any(|name| {
+        crate::keys::is_key_label_name(name) || volumes.iter().any(|v| &v.name == name)
+    });
+    if !volumes.is_empty() && !recognised {
+        return Err(Error::missing(format!(
+            "the vault holds none of the {} volumes the catalog knows: is it mounted? (nothing was written)",
+            volumes.len()
+        )));
+    }
+    for volume in volumes {
+        if volume.state == "sealed" && !listing.sealed.contains(&volume.name) {
+            catalog.set_volume_state(volume.sequence, "missing")?;
+            warnings.push(format!(
+                "volume {} (#{}) is missing from the vault: what only it held is stored again",
+                volume.name, volume.sequence
+            ));
+        }
+    }
+    Ok(warnings)
+}
+
 /// Back up `options.sources` into new volumes and record the snapshot.
 pub fn backup(
     vault: &dyn Vault,
@@ -122,6 +153,7 @@ pub fn backup(
     catalog.discard_pending()?;
     let listing = vault.list()?;
     refuse_stale_catalog(catalog, &listing)?;
+    let lost = mark_missing_volumes(catalog, &listing)?;
     let abandoned = listing.partial;
     let sources = source::normalise_sources(&options.sources)?;
     let parent = catalog.snapshots()?.into_iter().next_back();
@@ -151,7 +183,7 @@ pub fn backup(
         progress,
     )?;
     let mut stats = SnapshotStats::default();
-    let mut warnings: Vec<String> = Vec::new();
+    let mut warnings: Vec<String> = lost;
     let outcome = std::thread::scope(|scope| -> Result<()> {
         for _ in 0..threads {
             let worker = Worker {

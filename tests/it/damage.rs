@@ -372,3 +372,72 @@ fn t3_t5_a_scan_past_a_broken_header_recovers_the_packs_after_it() {
     assert!(lost > 0 && lost < 3 << 20, "{lost} bytes lost: {report}");
     assert_eq!(std::fs::read(landed.join("small")).unwrap(), b"small file");
 }
+
+#[test]
+fn t19_a_lost_volume_heals_with_the_next_backup() {
+    let env = two_volume_vault();
+    let first = env.volumes()[0].clone();
+    std::fs::remove_file(&first).unwrap();
+    // No verify in between: the backup itself notices the loss and never dedups against it.
+    let out = env
+        .tv(&[
+            "backup",
+            env.src().to_str().unwrap(),
+            "--volume-size",
+            "4M",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "the loss is a warning");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        summary["warnings"]
+            .to_string()
+            .contains("missing from the vault"),
+        "{summary}"
+    );
+    assert!(
+        summary["snapshot"]["stats"]["bytes_added"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    // The new snapshot restores exactly without the lost volume.
+    let (code, report, landed) = env.restore("new", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_same_tree(&env.src(), &landed);
+    // The old snapshot shares those chunks: it is healed too, and reads only what exists.
+    let snapshots = env.tv(&["snapshots", "--json"]).output().unwrap().stdout;
+    let snapshots: serde_json::Value = serde_json::from_slice(&snapshots).unwrap();
+    let old = snapshots["snapshots"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, report, landed) = env.restore("old", &[&old]);
+    assert_eq!(code, 0, "{report}");
+    let lost_name = first.file_name().unwrap().to_str().unwrap();
+    assert!(!report["volumes_read"].to_string().contains(lost_name));
+    assert_same_tree(&env.src(), &landed);
+    // The catalog keeps the lost volume, recorded as missing, never dropped.
+    let (_, volumes, _) = run_json(env.tv(&["volumes", "--json"]));
+    assert_eq!(volumes["volumes"][0]["state"], "missing", "{volumes}");
+}
+
+#[test]
+fn t63_an_empty_listing_is_never_taken_for_a_lost_vault() {
+    let env = two_volume_vault();
+    // The disk is not mounted: the folder is there, empty.
+    let away = env.path("vault-away");
+    std::fs::rename(env.vault_dir(), &away).unwrap();
+    std::fs::create_dir(env.vault_dir()).unwrap();
+    let (code, _, stderr) = run_json(env.tv(&["backup", env.src().to_str().unwrap()]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("is it mounted"), "{stderr}");
+    assert_eq!(std::fs::read_dir(env.vault_dir()).unwrap().count(), 0);
+    // Nothing was marked missing: with the disk back, nothing is stored again.
+    std::fs::remove_dir(env.vault_dir()).unwrap();
+    std::fs::rename(&away, env.vault_dir()).unwrap();
+    let again = env.backup(&[]);
+    assert_eq!(again["snapshot"]["stats"]["bytes_added"], 0, "{again}");
+}
