@@ -292,8 +292,8 @@ pub fn restore(
                     restored_dirs.push(node.clone());
                 }
                 NodeKind::File => {
-                    let (file, temp) = target::create_temp(&dir, &name)?;
-                    file.set_len(node.size)?;
+                    // Sized at the end: extending first makes the kernel zero every page twice.
+                    let (_, temp) = target::create_temp(&dir, &name)?;
                     files.push(PendingFile {
                         node: node.clone(),
                         parent: parent.clone(),
@@ -546,6 +546,42 @@ pub(crate) struct ReadKeys<'a> {
     pub(crate) ids: crate::crypto::ChunkIdKey,
 }
 
+/// Open (authenticate, decompress, check) a pack's wanted blobs, spread over the cores:
+/// decoding, not reading, is what bounds a restore.
+fn open_blobs<'a>(
+    data: &[u8],
+    blobs: &'a [(ChunkId, BlobLocation)],
+    sealer: &crate::crypto::PackSealer,
+    ids: &crate::crypto::ChunkIdKey,
+) -> Vec<(&'a ChunkId, &'a BlobLocation, Result<Vec<u8>>)> {
+    let open = |(id, loc): &'a (ChunkId, BlobLocation)| {
+        let entry = PackEntry {
+            kind: loc.kind,
+            id: *id,
+            position: loc.position,
+            offset: loc.offset,
+            sealed_len: loc.sealed_len,
+            plain_len: loc.plain_len,
+        };
+        (id, loc, crate::pack::open_blob(data, &entry, sealer, ids))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || blobs.len() < 2 {
+        return blobs.iter().map(open).collect();
+    }
+    let per_thread = blobs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = blobs
+            .chunks(per_thread)
+            .map(|part| scope.spawn(move || part.iter().map(open).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().expect("blob decoding does not panic"))
+            .collect()
+    })
+}
+
 /// Skip to the next valid member after damage, saying where and why. Nothing
 /// readable after it is an error: the volume is cut short or overwritten.
 fn resync<R: Read>(
@@ -653,24 +689,7 @@ pub(crate) fn read_volume<R: Read>(
         };
         let data = reader.read_data(&member)?;
         let sealer = volume_key.pack_sealer(vault_id, number);
-        let opened: Vec<_> = blobs
-            .iter()
-            .map(|(id, loc)| {
-                let entry = PackEntry {
-                    kind: loc.kind,
-                    id: *id,
-                    position: loc.position,
-                    offset: loc.offset,
-                    sealed_len: loc.sealed_len,
-                    plain_len: loc.plain_len,
-                };
-                (
-                    id,
-                    loc,
-                    crate::pack::open_blob(&data, &entry, &sealer, &keys.ids),
-                )
-            })
-            .collect();
+        let opened = open_blobs(&data, blobs, &sealer, &keys.ids);
         if let Some(why) = mismatch.take() {
             if opened.iter().all(|(_, _, result)| result.is_err()) {
                 return Err(Error::corrupt(why));
@@ -732,6 +751,16 @@ fn finish_file(
         }
     };
     let mut reason = file.reason.clone();
+    // Trailing holes (and a damaged tail) still give the file its recorded size.
+    let sized = target::open_file(&dir, &file.temp, true).and_then(|f| {
+        if f.metadata()?.len() != file.node.size {
+            f.set_len(file.node.size)?;
+        }
+        Ok(())
+    });
+    if let Err(err) = sized {
+        reason.get_or_insert(format!("cannot size: {err}"));
+    }
     if reason.is_none() {
         match target::open_file(&dir, &file.temp, false).and_then(|f| hash_file(&f)) {
             Ok(hash) if Some(&hash) == file.node.hash.as_ref() => {}

@@ -1,0 +1,119 @@
+//! Per-stage throughput of the pipeline, so that a regression in one stage is visible.
+//!
+//! `cargo bench` prints MB/s for each stage over the same generated data (a mix of
+//! incompressible bytes and text-like runs, like a real corpus). Single-threaded: the
+//! numbers are per core. Compare runs on the same machine only.
+
+use std::time::Instant;
+use tapevault::chunk::{self, ChunkParams};
+use tapevault::crypto::{BlobKind, MasterKey};
+use tapevault::ids::{VaultId, VolumeId};
+
+const DATA_BYTES: usize = 64 << 20;
+
+fn corpus() -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut data = Vec::with_capacity(DATA_BYTES);
+    while data.len() < DATA_BYTES {
+        // 1 MiB of noise, then 1 MiB of log-like text.
+        for _ in 0..(1 << 20) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            data.push((state >> 24) as u8);
+        }
+        let line = b"2026-11-25T02:15:00Z backup: file unchanged, chunk reused\n";
+        while data.len() % (2 << 20) != 0 {
+            data.push(line[data.len() % line.len()]);
+        }
+    }
+    data.truncate(DATA_BYTES);
+    data
+}
+
+fn report(stage: &str, bytes: usize, started: Instant) {
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{stage:<22} {:>9.1} MB/s  ({:.3} s for {} MiB)",
+        bytes as f64 / seconds / 1e6,
+        seconds,
+        bytes >> 20
+    );
+}
+
+fn main() {
+    let data = corpus();
+    let key = MasterKey::random();
+    let vault = VaultId::random();
+    let volume = VolumeId::random();
+    let ids = key.chunk_id_key();
+    let params = ChunkParams::from_seed(key.chunker_seed());
+
+    let started = Instant::now();
+    let pieces: Vec<Vec<u8>> = chunk::chunks(&data[..], params)
+        .collect::<std::io::Result<_>>()
+        .expect("reading memory cannot fail");
+    report("chunk (FastCDC)", data.len(), started);
+
+    let started = Instant::now();
+    let chunk_ids: Vec<_> = pieces.iter().map(|p| ids.id(p)).collect();
+    report("keyed hash (BLAKE3)", data.len(), started);
+
+    let started = Instant::now();
+    let encoded: Vec<Vec<u8>> = pieces
+        .iter()
+        .map(|p| tapevault::compress::compress(p, 3))
+        .collect();
+    report("compress (zstd 3)", data.len(), started);
+
+    let started = Instant::now();
+    let volume_key = key.volume_key(&volume);
+    let mut packs = Vec::new();
+    let indices: Vec<usize> = (0..pieces.len()).collect();
+    for (number, group) in (1u32..).zip(indices.chunks(16)) {
+        let mut builder = tapevault::pack::PackBuilder::default();
+        for &i in group {
+            let plain_len = pieces[i].len() as u32;
+            builder.add(BlobKind::Data, chunk_ids[i], plain_len, encoded[i].clone());
+        }
+        let sealer = volume_key.pack_sealer(vault, number);
+        packs.push((number, builder.finish(sealer, &ids).expect("pack seals")));
+    }
+    report("seal + verify packs", data.len(), started);
+
+    let kdf = tapevault::crypto::KdfParams::new(8192, 1, 1).expect("valid");
+    let label = tapevault::volume::Label {
+        format: "tapevault".into(),
+        format_version: tapevault::volume::FORMAT_VERSION,
+        vault_id: vault,
+        volume_id: volume,
+        sequence: 1,
+        created: 0,
+        chunker: tapevault::chunk::CHUNKER_VERSION.into(),
+        wrapped_key: tapevault::crypto::WrappedKey::wrap(&key, vault, b"bench", kdf)
+            .expect("wraps"),
+    };
+    let started = Instant::now();
+    let mut writer =
+        tapevault::volume::VolumeWriter::start(std::io::sink(), &label, u64::MAX / 2, 0)
+            .expect("a sink takes anything");
+    for (number, pack) in &packs {
+        writer
+            .append_pack(*number, &pack.bytes, pack.entries.len())
+            .expect("a sink takes anything");
+    }
+    report("tar volume write", data.len(), started);
+
+    let started = Instant::now();
+    let mut decoded = 0;
+    for (number, pack) in &packs {
+        let sealer = volume_key.pack_sealer(vault, *number);
+        for entry in &pack.entries {
+            decoded += tapevault::pack::open_blob(&pack.bytes, entry, &sealer, &ids)
+                .expect("blob opens")
+                .len();
+        }
+    }
+    assert_eq!(decoded, data.len());
+    report("restore decode", data.len(), started);
+}
