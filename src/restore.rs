@@ -78,6 +78,8 @@ pub struct RestoreReport {
     pub first_byte_seconds: Option<f64>,
     /// Seconds the whole restore took.
     pub seconds: f64,
+    /// Temporary files of an interrupted earlier restore removed (`--overwrite` only).
+    pub stale_temps_removed: u64,
     /// What could not be restored exactly.
     #[serde(flatten)]
     pub problems: RestoreProblems,
@@ -276,6 +278,9 @@ pub fn restore(
         }
     }
 
+    if options.overwrite {
+        report.stale_temps_removed = remove_stale_temps(&mut target, &nodes);
+    }
     let mut files: Vec<PendingFile> = Vec::new();
     let mut restored_dirs = Vec::new();
     for node in &nodes {
@@ -451,6 +456,23 @@ pub fn restore(
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Remove what an interrupted restore left under temporary names next to the entries
+/// this one restores; a folder that does not exist yet holds none.
+fn remove_stale_temps(target: &mut Target, nodes: &[Node]) -> u64 {
+    let mut by_parent: BTreeMap<Vec<u8>, HashSet<Vec<u8>>> = BTreeMap::new();
+    for node in nodes.iter().filter(|n| n.kind != NodeKind::Dir) {
+        let (parent, name) = parent_and_name(&node.path);
+        by_parent.entry(parent).or_default().insert(name);
+    }
+    by_parent
+        .iter()
+        .filter_map(|(parent, names)| {
+            let dir = target.dir(parent).ok()?;
+            target::remove_stale_temps(&dir, names).ok()
+        })
+        .sum::<usize>() as u64
 }
 
 /// Refuse unsafe names, duplicates and entries whose parent is not a restored folder.
@@ -851,6 +873,12 @@ fn apply_attributes(file: &std::fs::File, node: &Node) -> std::io::Result<()> {
     }
     rustix::fs::fchmod(file, rustix::fs::Mode::from_raw_mode(mode))?;
     rustix::fs::futimens(file, &timestamps(node))?;
+    if mode != node.mode & 0o7777 {
+        // Everything else is applied; the operator must know the file is not as it was.
+        return Err(std::io::Error::other(
+            "set-uid/set-gid bits dropped: they are restored only with the owner, as root",
+        ));
+    }
     Ok(())
 }
 

@@ -156,3 +156,43 @@ pub fn rename(dir: impl AsFd, from: &[u8], to: &[u8]) -> io::Result<()> {
     let dir = dir.as_fd();
     Ok(rustix::fs::renameat(dir, from, dir, to)?)
 }
+
+/// The entry `name` would have under the temporary name of an interrupted restore
+/// (`.tv-XXXXXXXX-NAME`, `.tv-link-NAME`, `.tv-new-NAME`), if `entry` is one.
+fn temp_for(entry: &[u8]) -> Option<&[u8]> {
+    let rest = entry.strip_prefix(b".tv-")?;
+    if let Some(name) = rest
+        .strip_prefix(b"link-")
+        .or_else(|| rest.strip_prefix(b"new-"))
+    {
+        return Some(name);
+    }
+    let (tag, name) = (rest.get(..8)?, rest.get(8..)?.strip_prefix(b"-")?);
+    tag.iter().all(u8::is_ascii_hexdigit).then_some(name)
+}
+
+/// Remove what an interrupted restore left in `dir` under temporary names of the
+/// entries in `names` (never following symlinks). Returns how many were removed.
+pub fn remove_stale_temps(
+    dir: impl AsFd,
+    names: &std::collections::HashSet<Vec<u8>>,
+) -> io::Result<usize> {
+    let dir = dir.as_fd();
+    let mut removed = 0;
+    let mut stale = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if temp_for(name).is_some_and(|of| names.contains(of)) {
+            stale.push(name.to_vec());
+        }
+    }
+    for name in stale {
+        let kind = rustix::fs::statat(dir, &name[..], AtFlags::SYMLINK_NOFOLLOW)?;
+        if rustix::fs::FileType::from_raw_mode(kind.st_mode) != rustix::fs::FileType::Directory {
+            rustix::fs::unlinkat(dir, &name[..], AtFlags::empty())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}

@@ -298,3 +298,57 @@ fn t29_disk_full_on_a_real_small_filesystem_is_exit_1_and_the_next_run_completes
     assert_eq!(code, 0, "{stderr}");
     assert_exact_restore(&env, "out");
 }
+
+#[test]
+fn t32_an_interrupted_restore_never_leaves_a_wrong_file_and_a_rerun_completes() {
+    let env = Env::new();
+    for n in 0..4 {
+        std::fs::write(env.src().join(format!("f{n}")), noise(2 << 20, 50 + n)).unwrap();
+    }
+    env.backup(&[]);
+    let target = env.path("out");
+    let landed = target.join(env.src().strip_prefix("/").unwrap());
+    for delay in [30, 150, 400, 900] {
+        let mut child = env
+            .process(&[
+                "restore",
+                "--target",
+                target.to_str().unwrap(),
+                "--overwrite",
+                "--quiet",
+            ])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::KILL,
+        );
+        let _ = child.wait();
+        // Whatever carries a real name is exact.
+        for n in 0..4 {
+            let path = landed.join(format!("f{n}"));
+            if path.exists() {
+                assert_eq!(
+                    std::fs::read(&path).unwrap(),
+                    std::fs::read(env.src().join(format!("f{n}"))).unwrap(),
+                    "f{n} after a kill at {delay} ms"
+                );
+            }
+        }
+    }
+    // Without --overwrite the rerun refuses, naming the conflict; with it, it completes
+    // and clears what the killed runs left under temporary names.
+    let (code, _, stderr) = run_json(env.tv(&["restore", "--target", target.to_str().unwrap()]));
+    if code != 0 {
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains("--overwrite"), "{stderr}");
+    }
+    let (code, report, _) = env.restore("out", &["--overwrite"]);
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        report["stale_temps_removed"].as_u64().unwrap() > 0,
+        "the kills should have left temporary files: {report}"
+    );
+    assert_same_tree(&env.src(), &landed);
+}

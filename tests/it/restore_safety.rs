@@ -217,3 +217,70 @@ fn t38_planted_symlinks_in_the_target_are_never_followed() {
     assert_eq!(code, 2, "{report}");
     assert_eq!(tree_hash(&sentinel), before);
 }
+
+#[test]
+fn t40_devices_set_id_bits_and_foreign_owners_follow_the_policy() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("note: T40 needs root to make device nodes and foreign owners");
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let env = Env::new();
+    let src = env.src();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        src.join("null-device"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o666),
+        rustix::fs::makedev(1, 3),
+    )
+    .unwrap();
+    std::fs::write(src.join("setuid-tool"), b"#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(
+        src.join("setuid-tool"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
+    std::fs::write(src.join("foreign"), b"theirs").unwrap();
+    std::os::unix::fs::chown(src.join("foreign"), Some(1234), Some(4321)).unwrap();
+    // Devices are not backed up: named, exit 3.
+    let out = env
+        .tv(&["backup", src.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        summary["warnings"].to_string().contains("null-device"),
+        "{summary}"
+    );
+    // As root: owners and set-id bits come back.
+    let (code, report, landed) = env.restore("as-root", &[]);
+    assert_eq!(code, 0, "{report}");
+    let meta = std::fs::metadata(landed.join("setuid-tool")).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o4755);
+    let meta = std::fs::metadata(landed.join("foreign")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (1234, 4321));
+    assert!(!landed.join("null-device").exists());
+    // As nobody: no set-id bits without the owner, and the drop is reported (exit 3).
+    let target = env.path("as-nobody");
+    let out = as_unprivileged(
+        &env,
+        &["restore", "--target", target.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["warnings"].to_string().contains("set-uid"),
+        "{report}"
+    );
+    let landed = target.join(env.src().strip_prefix("/").unwrap());
+    let meta = std::fs::metadata(landed.join("setuid-tool")).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o0755);
+    assert_eq!(std::fs::read(landed.join("foreign")).unwrap(), b"theirs");
+}
