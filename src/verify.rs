@@ -190,6 +190,26 @@ pub struct DamagedFile {
     pub reason: String,
 }
 
+/// A file of a snapshot.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+pub struct FileRef {
+    /// Snapshot id.
+    pub snapshot: String,
+    /// The file's path in the snapshot (escaped).
+    pub path: String,
+}
+
+/// A lost data chunk and everything that uses it (dedup makes one loss many).
+#[derive(Debug, Serialize)]
+pub struct DamagedChunk {
+    /// Chunk id (hex).
+    pub chunk: String,
+    /// Why it is lost.
+    pub reason: String,
+    /// Every (snapshot, file) that uses it.
+    pub files: Vec<FileRef>,
+}
+
 /// What a deep verify found.
 #[derive(Debug, Default, Serialize)]
 pub struct DeepReport {
@@ -208,6 +228,8 @@ pub struct DeepReport {
     pub files_hashed: u64,
     /// Files that would not restore exactly (one entry per snapshot and file).
     pub damaged_files: Vec<DamagedFile>,
+    /// The same damage grouped by lost chunk.
+    pub damaged_chunks: Vec<DamagedChunk>,
     /// Snapshots whose tree blobs are damaged (their file list survives only in this catalog).
     pub damaged_trees: Vec<String>,
     /// Problems that cost no data: damaged labels or indexes.
@@ -345,6 +367,8 @@ pub fn deep(
     };
     // A file with the same content and chunks in several snapshots is hashed once.
     let mut checked: HashSet<[u8; 32]> = HashSet::new();
+    // Every lost chunk once, with every (snapshot, file) that uses it.
+    let mut users: BTreeMap<ChunkId, (String, Vec<FileRef>)> = BTreeMap::new();
     for record in &snapshots {
         report.snapshots_checked += 1;
         if let Some(reason) = record
@@ -382,6 +406,14 @@ pub fn deep(
                     None => None,
                 };
                 if let Some(why) = why {
+                    users
+                        .entry(chunk.id)
+                        .or_insert_with(|| (why.clone(), Vec::new()))
+                        .1
+                        .push(FileRef {
+                            snapshot: record.id.to_string(),
+                            path: node.path.escaped(),
+                        });
                     reason.get_or_insert(why);
                     missing.push((chunk.offset, chunk_end));
                 }
@@ -404,6 +436,17 @@ pub fn deep(
             Ok(())
         })?;
     }
+    report.damaged_chunks = users
+        .into_iter()
+        .map(|(id, (reason, mut files))| {
+            files.dedup();
+            DamagedChunk {
+                chunk: id.to_string(),
+                reason,
+                files,
+            }
+        })
+        .collect();
     Ok(report)
 }
 

@@ -255,6 +255,14 @@ impl Output {
                 ranges(&file.missing)
             );
         }
+        for chunk in &report.damaged_chunks {
+            eprintln!(
+                "tapevault: damage: chunk {} is used by {} files: {}",
+                &chunk.chunk[..16],
+                chunk.files.len(),
+                chunk.reason
+            );
+        }
         for w in &report.warnings {
             eprintln!("tapevault: warning: {w}");
         }

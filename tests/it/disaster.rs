@@ -607,3 +607,27 @@ fn deep_verify_recomputes_whole_file_hashes_from_the_chunks() {
         .unwrap()
         .contains("whole-file hash"));
 }
+
+#[test]
+fn t15_one_lost_chunk_names_every_file_of_every_snapshot_that_shares_it() {
+    let env = Env::new();
+    let shared = noise(300_000, 77);
+    for n in 0..20 {
+        std::fs::write(env.src().join(format!("copy-{n:02}")), &shared).unwrap();
+    }
+    for day in 0..3 {
+        std::fs::write(env.src().join("diary"), format!("day {day}")).unwrap();
+        env.backup(&[]);
+    }
+    let chunk = flip_first_chunk_of(&env, "copy-00");
+    let (code, deep, _) = deep_verify(&env, &[]);
+    assert_eq!(code, 4, "{deep}");
+    let chunks = deep["damaged_chunks"].as_array().unwrap();
+    assert_eq!(chunks.len(), 1, "{deep}");
+    assert_eq!(chunks[0]["chunk"], chunk.as_str());
+    assert_eq!(chunks[0]["files"].as_array().unwrap().len(), 60, "{deep}");
+    assert_eq!(deep["damaged_files"].as_array().unwrap().len(), 60);
+    let (code, report, _) = env.restore("out", &[]);
+    assert_eq!(code, 4);
+    assert_eq!(damaged_paths(&report).len(), 20, "{report}");
+}

@@ -201,11 +201,7 @@ fn every_command_prints_one_json_document_of_a_stable_shape() {
         ),
     );
     // Damage reports: every list item's shape is guarded too.
-    let volume = env.volumes()[0].clone();
-    let mut bytes = std::fs::read(&volume).unwrap();
-    let (pack_at, pack_len) = member_range(&bytes, "pack-000001.tvp");
-    bytes[pack_at + pack_len / 2] ^= 1;
-    std::fs::write(&volume, &bytes).unwrap();
+    flip_first_chunk_of(&env, "file");
     let target = env.path("out-damaged");
     std::fs::copy(env.path("new-pass"), env.path("pass")).unwrap();
     matches_snapshot(

@@ -392,3 +392,30 @@ pub fn rebuild_into(env: &Env, dir: &str) -> (i32, serde_json::Value, String) {
         catalog.to_str().unwrap(),
     ]))
 }
+
+/// Flip one byte inside the blob of the first chunk of the file whose path ends with
+/// `name` (found through `ls --json` and the catalog); returns the chunk id.
+pub fn flip_first_chunk_of(env: &Env, name: &str) -> String {
+    let out = env.tv(&["ls", "--json"]).output().unwrap();
+    let listing: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let chunk = listing["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["path"].as_str().unwrap().ends_with(name))
+        .map(|n| n["chunks"][0]["id"].as_str().unwrap().to_string())
+        .unwrap();
+    let catalog = tapevault::catalog::Catalog::open(&env.path("catalog"), "test").unwrap();
+    let id = tapevault::ids::ChunkId::parse(&chunk).unwrap();
+    let location = catalog
+        .blob_location(&id, tapevault::crypto::BlobKind::Data)
+        .unwrap()
+        .unwrap();
+    let volume = &catalog.volumes_by_sequence().unwrap()[&location.sequence];
+    let path = env.vault_dir().join(&volume.name);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = location.pack_offset + location.offset + u64::from(location.sealed_len) / 2;
+    bytes[at as usize] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    chunk
+}
