@@ -70,6 +70,8 @@ pub struct DrillReport {
     pub bytes_per_second: f64,
     /// Projected seconds for a full restore of the snapshot at this rate, rebuild included.
     pub projected_full_restore_seconds: Option<f64>,
+    /// Volume reads that failed with an I/O error and were done again.
+    pub retried: Vec<String>,
     /// Seconds the whole drill took.
     pub seconds: f64,
     /// Files that did not restore exactly (with the missing byte ranges), refusals,
@@ -191,6 +193,7 @@ pub fn drill(
         );
     }
     report.problems = restored.problems;
+    report.retried = restored.retried;
     // The scratch space is gone, so partial copies left there are not worth naming.
     for damage in &mut report.problems.damaged {
         damage.kept_as = None;

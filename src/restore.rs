@@ -24,6 +24,9 @@ use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
+/// How often a volume read that failed with an I/O error is done again.
+const READ_RETRIES: u32 = 1;
+
 /// Suffix of a file that could not be restored exactly.
 pub const PARTIAL_SUFFIX: &str = ".tapevault-partial";
 
@@ -78,6 +81,9 @@ pub struct RestoreReport {
     pub first_byte_seconds: Option<f64>,
     /// Seconds the whole restore took.
     pub seconds: f64,
+    /// Reads that failed with an I/O error and were done again (the data is whole if
+    /// nothing else is reported, but the medium or the link deserves a look).
+    pub retried: Vec<String>,
     /// Temporary files of an interrupted earlier restore removed (`--overwrite` only).
     pub stale_temps_removed: u64,
     /// What could not be restored exactly.
@@ -356,37 +362,60 @@ pub fn restore(
             continue;
         };
         let mut done: HashSet<ChunkId> = HashSet::new();
-        let mut findings = Findings::default();
         progress.on(Event::Reading(&volume.name));
-        let outcome = vault.open(&volume.name).and_then(|source| {
-            read_volume(
-                source,
-                volume,
-                &keys,
-                per_pack,
-                &mut findings,
-                |id, _, plain| {
-                    done.insert(*id);
-                    report
-                        .first_byte_seconds
-                        .get_or_insert(started.elapsed().as_secs_f64());
-                    for (index, offset) in wanted.get(id).map(Vec::as_slice).unwrap_or(&[]) {
-                        let file = &files[*index];
-                        let write = target.dir(&file.parent).and_then(|dir| {
-                            target::open_file(&dir, &file.temp, true)?.write_all_at(plain, *offset)
-                        });
-                        if let Err(err) = write {
-                            let file = &mut files[*index];
-                            file.missing.push((*offset, offset + plain.len() as u64));
-                            file.reason.get_or_insert(format!("cannot write: {err}"));
-                        } else {
-                            report.bytes += plain.len() as u64;
-                            progress.on(Event::Bytes(plain.len() as u64));
+        // An I/O error (not damage) is read again once, for what is still missing: a
+        // flaky cable or a busy server must not cost data, nor be forgotten (T68).
+        let mut retries = 0;
+        let (outcome, findings) = loop {
+            let remaining: PackBlobs = per_pack
+                .iter()
+                .map(|(number, blobs)| {
+                    let left = blobs.iter().filter(|(id, _)| !done.contains(id));
+                    (*number, left.cloned().collect::<Vec<_>>())
+                })
+                .filter(|(_, blobs)| !blobs.is_empty())
+                .collect();
+            let mut findings = Findings::default();
+            let outcome = vault.open(&volume.name).and_then(|source| {
+                read_volume(
+                    source,
+                    volume,
+                    &keys,
+                    &remaining,
+                    &mut findings,
+                    |id, _, plain| {
+                        done.insert(*id);
+                        report
+                            .first_byte_seconds
+                            .get_or_insert(started.elapsed().as_secs_f64());
+                        for (index, offset) in wanted.get(id).map(Vec::as_slice).unwrap_or(&[]) {
+                            let file = &files[*index];
+                            let write = target.dir(&file.parent).and_then(|dir| {
+                                target::open_file(&dir, &file.temp, true)?
+                                    .write_all_at(plain, *offset)
+                            });
+                            if let Err(err) = write {
+                                let file = &mut files[*index];
+                                file.missing.push((*offset, offset + plain.len() as u64));
+                                file.reason.get_or_insert(format!("cannot write: {err}"));
+                            } else {
+                                report.bytes += plain.len() as u64;
+                                progress.on(Event::Bytes(plain.len() as u64));
+                            }
                         }
-                    }
-                },
-            )
-        });
+                    },
+                )
+            });
+            match &outcome {
+                Err(err) if err.kind() == ErrorKind::Io && retries < READ_RETRIES => {
+                    retries += 1;
+                    report
+                        .retried
+                        .push(format!("volume {}: {err}; read again", volume.name));
+                }
+                _ => break (outcome, findings),
+            }
+        };
         report.problems.volume_errors.extend(findings.damage);
         report.problems.warnings.extend(findings.warnings);
         report.volumes_read.push(volume.name.clone());

@@ -181,6 +181,9 @@ impl Output {
             return self.json(report);
         }
         restore_problems(&report.problems);
+        for retried in &report.retried {
+            eprintln!("tapevault: retried: {retried}");
+        }
         if self.quiet {
             return;
         }

@@ -17,11 +17,31 @@ enum Fault {
     Seal,
 }
 
-/// A dir vault whose writes fail after `budget` bytes, across all volumes.
+/// A dir vault whose writes fail after `budget` bytes, across all volumes, and whose
+/// first `failing_reads` opened volumes fail with EIO after 600 KiB.
 struct FaultVault {
     inner: Box<dyn Vault>,
     budget: Arc<AtomicI64>,
     fault: Fault,
+    failing_reads: AtomicI64,
+}
+
+/// A reader that fails with EIO after `left` bytes.
+struct FailingReader {
+    inner: Box<dyn std::io::Read + Send>,
+    left: u64,
+}
+
+impl std::io::Read for FailingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(rustix::io::Errno::IO.into());
+        }
+        let n = buf.len().min(self.left as usize);
+        let n = self.inner.read(&mut buf[..n])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 struct FaultSink {
@@ -45,7 +65,14 @@ impl Vault for FaultVault {
         }))
     }
     fn open(&self, name: &str) -> tapevault::error::Result<Box<dyn std::io::Read + Send>> {
-        self.inner.open(name)
+        let inner = self.inner.open(name)?;
+        if self.failing_reads.fetch_sub(1, Ordering::SeqCst) > 0 {
+            return Ok(Box::new(FailingReader {
+                inner,
+                left: 600 << 10,
+            }));
+        }
+        Ok(inner)
     }
     fn read_range(
         &self,
@@ -149,6 +176,7 @@ fn t24_t28_t29_a_backup_failing_at_any_byte_loses_only_itself() {
             inner: dir_vault(&env),
             budget: Arc::new(AtomicI64::new(budget)),
             fault,
+            failing_reads: AtomicI64::new(0),
         };
         let err = library_backup(&env, &vault).expect_err("the injected fault must fail the run");
         assert_eq!(err.kind(), tapevault::error::ErrorKind::Io, "{err}");
@@ -351,4 +379,46 @@ fn t32_an_interrupted_restore_never_leaves_a_wrong_file_and_a_rerun_completes() 
         "the kills should have left temporary files: {report}"
     );
     assert_same_tree(&env.src(), &landed);
+}
+
+#[test]
+fn t68_a_transient_read_failure_is_retried_and_a_lasting_one_is_damage() {
+    let env = two_volume_vault();
+    let restore_through = |failing_reads: i64, into: &str| {
+        let vault = FaultVault {
+            inner: dir_vault(&env),
+            budget: Arc::new(AtomicI64::new(i64::MAX)),
+            fault: Fault::Io,
+            failing_reads: AtomicI64::new(failing_reads),
+        };
+        let catalog = tapevault::catalog::Catalog::open(&env.path("catalog"), "test").unwrap();
+        let key = tapevault::keys::unlock(&catalog, PASSPHRASE.as_bytes()).unwrap();
+        let options = tapevault::restore::RestoreOptions {
+            snapshot: "latest".into(),
+            target: env.path(into),
+            includes: Vec::new(),
+            overwrite: false,
+        };
+        tapevault::restore::restore(
+            &vault,
+            &catalog,
+            &key,
+            &options,
+            &tapevault::progress::Silent,
+        )
+        .unwrap()
+    };
+    // Fails once: read again, exact, and the report says so (exit 0 material, not silence).
+    let report = restore_through(1, "once");
+    assert!(!report.problems.has_damage(), "{report:?}");
+    assert_eq!(report.retried.len(), 1, "{report:?}");
+    assert!(report.retried[0].contains("read again"));
+    assert_same_tree(
+        &env.src(),
+        &env.path("once").join(env.src().strip_prefix("/").unwrap()),
+    );
+    // Fails every time: damage, with the files named.
+    let report = restore_through(i64::MAX, "always");
+    assert!(report.problems.has_damage());
+    assert!(!report.problems.damaged.is_empty(), "{report:?}");
 }
