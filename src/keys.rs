@@ -178,7 +178,11 @@ pub fn change_passphrase(
 
 /// Does `key` open this vault? Tries the first pack header of up to three volumes.
 /// `Ok(false)` means the vault holds no pack to try it on.
-fn key_opens_vault(vault: &dyn Vault, vault_id: VaultId, key: &MasterKey) -> Result<bool> {
+pub(crate) fn key_opens_vault(
+    vault: &dyn Vault,
+    vault_id: VaultId,
+    key: &MasterKey,
+) -> Result<bool> {
     let names = crate::rebuild::volume_names(vault)?;
     let mut tried = 0;
     for name in &names {
@@ -208,7 +212,7 @@ fn key_opens_vault(vault: &dyn Vault, vault_id: VaultId, key: &MasterKey) -> Res
     if tried > 0 {
         return Err(Error::new(
             crate::error::ErrorKind::WrongKey,
-            "this paper key does not open the vault's volumes (wrong sheet, or a sheet of another vault)",
+            "this key does not open the vault's volumes (a paper key or key label of another vault?)",
         ));
     }
     Ok(false)
@@ -287,18 +291,41 @@ pub fn import_paper(
 /// Refuse a catalog that belongs to another vault than the one addressed.
 pub fn check_catalog_matches(vault: &dyn Vault, catalog: &Catalog) -> Result<()> {
     let info = catalog.vault_info()?;
-    // An unreadable label is the volumes' problem, reported where they are read.
-    if let Ok(label) = crate::rebuild::any_label(vault) {
-        if label.vault_id != info.vault_id {
-            return Err(Error::corrupt(format!(
-                "catalog {} belongs to vault {}, but {} is vault {}: pass the right --catalog, \
-                 or make one with `tapevault catalog rebuild --catalog NEWDIR`",
-                catalog.dir().display(),
-                info.vault_id,
-                vault.location(),
-                label.vault_id
-            )));
-        }
+    // The vault is this catalog's if its key label or a volume label says so. A key
+    // label that disagrees with the volumes was replaced or copied in (T45): ignored
+    // (the catalog holds the key), and said. A damaged volume label is the volume's
+    // problem, reported where it is read.
+    let key_label = crate::rebuild::any_label(vault).ok();
+    let volume_label = crate::rebuild::volume_names(vault)?
+        .iter()
+        .find_map(|name| {
+            // The label is the first member: a few KiB, never the whole volume.
+            let (_, head) = vault.read_range(name, 0, 8 << 10).ok()?;
+            crate::volume::VolumeReader::new(&head[..])
+                .read_label()
+                .ok()
+        });
+    let ours = |label: &Option<Label>| label.as_ref().is_some_and(|l| l.vault_id == info.vault_id);
+    if ours(&volume_label) && key_label.is_some() && !ours(&key_label) {
+        eprintln!(
+            "tapevault: warning: a key label of {} names another vault, but its volumes and \
+             this catalog are vault {}: the label was replaced or copied in; it is ignored",
+            vault.location(),
+            info.vault_id
+        );
+    }
+    if ours(&key_label) || ours(&volume_label) {
+        return Ok(());
+    }
+    if let Some(label) = key_label.or(volume_label) {
+        return Err(Error::corrupt(format!(
+            "catalog {} belongs to vault {}, but {} is vault {}: pass the right --catalog, \
+             or make one with `tapevault catalog rebuild --catalog NEWDIR`",
+            catalog.dir().display(),
+            info.vault_id,
+            vault.location(),
+            label.vault_id
+        )));
     }
     Ok(())
 }

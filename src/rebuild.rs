@@ -110,7 +110,13 @@ pub fn unlock_from_labels(vault: &dyn Vault, passphrase: &[u8]) -> Result<(Label
             continue;
         }
         match label.wrapped_key.unwrap(label.vault_id, passphrase) {
-            Ok(key) => return Ok((label, key)),
+            // A label can be replaced by one wrapping another key under the same
+            // passphrase (T45): trust a key only if it opens the vault's packs.
+            Ok(key) if !crate::keys::is_key_label_name(name) => return Ok((label, key)),
+            Ok(key) => match crate::keys::key_opens_vault(vault, label.vault_id, &key) {
+                Ok(_) => return Ok((label, key)),
+                Err(err) => failure = Some(err),
+            },
             Err(err) if err.kind() == ErrorKind::WrongKey || failure.is_none() => {
                 failure = Some(err)
             }

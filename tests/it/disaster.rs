@@ -631,3 +631,30 @@ fn t15_one_lost_chunk_names_every_file_of_every_snapshot_that_shares_it() {
     assert_eq!(code, 4);
     assert_eq!(damaged_paths(&report).len(), 20, "{report}");
 }
+
+#[test]
+fn t45_a_key_label_swapped_for_another_vaults_is_ignored_and_never_trusted() {
+    let env = two_volume_vault();
+    // Another vault with the same passphrase: its key label opens with it.
+    let other = Env::new();
+    std::fs::copy(
+        other.vault_dir().join("vault.tvl"),
+        env.vault_dir().join("vault.tvl"),
+    )
+    .unwrap();
+    // With the catalog: the catalog's pinned key is used; the swap is named.
+    let (code, report, landed) = env.restore("out", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_same_tree(&env.src(), &landed);
+    let (_, _, stderr) = run_json(env.tv(&["verify"]));
+    assert!(stderr.contains("replaced or copied in"), "{stderr}");
+    // Without it: the swapped label unlocks, but its key opens no pack; the volume
+    // labels' key does, and the rebuild restores exactly.
+    std::fs::remove_dir_all(env.path("catalog")).unwrap();
+    let (code, summary, stderr) = rebuild_into(&env, "catalog");
+    assert!(code == 0 || code == 3, "{summary} {stderr}");
+    assert_eq!(summary["snapshots"], 1, "{summary}");
+    let (code, report, landed) = env.restore("out-rebuilt", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_same_tree(&env.src(), &landed);
+}
