@@ -406,7 +406,8 @@ impl WrappedKey {
         if wrapping.check_value() != self.key_check {
             return Err(Error::new(
                 ErrorKind::WrongKey,
-                "wrong passphrase for this vault",
+                "wrong passphrase for this vault (check --passphrase-file or \
+                 TAPEVAULT_PASSPHRASE; if it is lost, `tapevault key import --paper` with the paper key)",
             ));
         }
         let nonce = crate::ids::from_hex::<12>(&self.nonce)?;
