@@ -176,8 +176,8 @@ pub fn change_passphrase(
     })
 }
 
-/// Does `key` open this vault? Tries the first pack header of up to three volumes.
-/// `Ok(false)` means the vault holds no pack to try it on.
+/// Does `key` open this vault? Tries the index at the tail of up to three volumes (a
+/// ranged read), else their first pack header. `Ok(false)`: nothing to try it on.
 pub(crate) fn key_opens_vault(
     vault: &dyn Vault,
     vault_id: VaultId,
@@ -187,8 +187,24 @@ pub(crate) fn key_opens_vault(
     let mut tried = 0;
     for name in &names {
         let attempt = (|| -> Result<Option<bool>> {
+            let (size, head) = vault.read_range(name, 0, 8 << 10)?;
+            let label = crate::volume::VolumeReader::new(&head[..]).read_label()?;
+            let volume_key = key.volume_key(&label.volume_id);
+            let open = |sealed: &[u8]| {
+                crate::volume::VolumeIndex::open(
+                    sealed,
+                    vault_id,
+                    label.volume_id,
+                    label.sequence,
+                    &volume_key,
+                )
+            };
+            if crate::rebuild::index_from_tail(vault, name, size, &open).is_ok() {
+                return Ok(Some(true));
+            }
+            // No intact index to try: the first pack header tells as well.
             let mut reader = crate::volume::VolumeReader::new(vault.open(name)?);
-            let label = reader.read_label()?;
+            reader.read_label_bytes()?;
             while let Some(member) = reader.next_member()? {
                 if let Some(number) = crate::volume::pack_number(&member.name) {
                     let data = reader.read_data(&member)?;

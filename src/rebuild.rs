@@ -416,7 +416,7 @@ fn scan_volume(
 
 /// Find the index member at the volume's end: its header sits where its padded data
 /// plus the two end blocks reach exactly the end. Returns the index and bytes read.
-fn index_from_tail(
+pub(crate) fn index_from_tail(
     vault: &dyn Vault,
     name: &str,
     size: u64,
