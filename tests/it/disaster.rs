@@ -525,7 +525,9 @@ fn t18_rebuild_verify_and_drill_never_write_to_a_damaged_vault() {
         .iter()
         .map(|v| v["state"].as_str().unwrap())
         .collect();
-    assert_eq!(states, ["damaged", "missing"], "{listing}");
+    // Keyed chunking may need a third volume; only the first two were harmed.
+    assert_eq!(states[..2], ["damaged", "missing"], "{listing}");
+    assert!(states[2..].iter().all(|s| *s == "sealed"), "{listing}");
 }
 
 #[test]
