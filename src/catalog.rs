@@ -294,22 +294,13 @@ impl Catalog {
 
     /// Where a blob is, if stored.
     pub fn blob_location(&self, id: &ChunkId, kind: BlobKind) -> Result<Option<BlobLocation>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT p.sequence, p.number, b.position, b.offset, b.sealed_len, b.plain_len, p.offset
-             FROM blobs b JOIN packs p ON p.id = b.pack WHERE b.chunk_id = ?1 AND b.kind = ?2",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {LOCATION_COLUMNS}
+             FROM blobs b JOIN packs p ON p.id = b.pack WHERE b.chunk_id = ?1 AND b.kind = ?2"
+        ))?;
         Ok(stmt
             .query_row(params![&id.0[..], kind.code()], |r| {
-                Ok(BlobLocation {
-                    kind,
-                    sequence: r.get::<_, i64>(0)? as u64,
-                    pack: r.get(1)?,
-                    position: r.get(2)?,
-                    offset: r.get::<_, i64>(3)? as u64,
-                    sealed_len: r.get(4)?,
-                    plain_len: r.get(5)?,
-                    pack_offset: r.get::<_, i64>(6)? as u64,
-                })
+                read_location(r, 0, kind)
             })
             .optional()?)
     }
@@ -378,11 +369,10 @@ impl Catalog {
         &self,
         sequence: u64,
     ) -> Result<std::collections::BTreeMap<u32, Vec<(ChunkId, BlobLocation)>>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT b.chunk_id, b.kind, p.number, b.position, b.offset, b.sealed_len, b.plain_len,
-                    p.offset
-             FROM blobs b JOIN packs p ON p.id = b.pack WHERE p.sequence = ?1",
-        )?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT b.chunk_id, b.kind, {LOCATION_COLUMNS}
+             FROM blobs b JOIN packs p ON p.id = b.pack WHERE p.sequence = ?1"
+        ))?;
         let mut rows = stmt.query(params![sequence as i64])?;
         let mut out: std::collections::BTreeMap<u32, Vec<(ChunkId, BlobLocation)>> =
             Default::default();
@@ -393,16 +383,7 @@ impl Catalog {
                     .map_err(|_| Error::corrupt("catalog chunk id is not 32 bytes"))?,
             );
             let kind = BlobKind::from_code(r.get(1)?)?;
-            let location = BlobLocation {
-                kind,
-                sequence,
-                pack: r.get(2)?,
-                position: r.get(3)?,
-                offset: r.get::<_, i64>(4)? as u64,
-                sealed_len: r.get(5)?,
-                plain_len: r.get(6)?,
-                pack_offset: r.get::<_, i64>(7)? as u64,
-            };
+            let location = read_location(r, 2, kind)?;
             out.entry(location.pack).or_default().push((id, location));
         }
         Ok(out)
@@ -652,6 +633,28 @@ fn complete(tx: &rusqlite::Transaction<'_>, record: &SnapshotRecord, sequence: u
         )));
     }
     Ok(())
+}
+
+/// The columns `read_location` reads, in its order.
+const LOCATION_COLUMNS: &str =
+    "p.sequence, p.number, b.position, b.offset, b.sealed_len, b.plain_len, p.offset";
+
+/// A blob's location from the `LOCATION_COLUMNS` of a row, starting at column `at`.
+fn read_location(
+    r: &rusqlite::Row<'_>,
+    at: usize,
+    kind: BlobKind,
+) -> rusqlite::Result<BlobLocation> {
+    Ok(BlobLocation {
+        kind,
+        sequence: r.get::<_, i64>(at)? as u64,
+        pack: r.get(at + 1)?,
+        position: r.get(at + 2)?,
+        offset: r.get::<_, i64>(at + 3)? as u64,
+        sealed_len: r.get(at + 4)?,
+        plain_len: r.get(at + 5)?,
+        pack_offset: r.get::<_, i64>(at + 6)? as u64,
+    })
 }
 
 fn decode_node(json: &str) -> Result<Node> {
