@@ -92,6 +92,7 @@ fn main() {
         chunker: tapevault::chunk::CHUNKER_VERSION.into(),
         wrapped_key: tapevault::crypto::WrappedKey::wrap(&key, vault, b"bench", kdf)
             .expect("wraps"),
+        parity: None,
     };
     let started = Instant::now();
     let mut writer =

@@ -181,13 +181,17 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__backup)
-            opts="-q -v -h --volume-size --compression-level --exclude --tag --cross-file-systems --threads --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --volume-size --parity --compression-level --exclude --tag --cross-file-systems --threads --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --volume-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parity)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

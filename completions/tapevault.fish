@@ -61,6 +61,7 @@ complete -c tapevault -n "__fish_tapevault_using_subcommand init" -s q -l quiet 
 complete -c tapevault -n "__fish_tapevault_using_subcommand init" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c tapevault -n "__fish_tapevault_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l volume-size -d 'Largest volume to write, with K/M/G/T suffix (binary units; at least 4M) [default: 4G]' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l parity -d 'Reed-Solomon parity inside each volume, in percent (0 = none, at most 50). Damage in one place of up to P% of a 16 MiB segment, less one 64 KiB shard (1.5 MiB at 10), is rebuilt on read, and restore, verify and drill exit 3 naming what they repaired. [default: 0 for dir: vaults, which belong on redundant disks]' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l compression-level -d 'zstd level, 1 (fast) to 19 (small)' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l exclude -d 'Skip entries whose path or name matches this glob (repeatable), e.g. \'*.tmp\'' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l tag -d 'Tag the snapshot (repeatable)' -r

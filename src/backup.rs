@@ -40,6 +40,8 @@ pub struct BackupOptions {
     pub sources: Vec<PathBuf>,
     /// Volume size limit in bytes.
     pub volume_size_bytes: u64,
+    /// Reed-Solomon parity in each volume, percent (0 = none).
+    pub parity_percent: u8,
     /// zstd level.
     pub compression_level: i32,
     /// Walk options.
@@ -103,6 +105,42 @@ fn refuse_stale_catalog(catalog: &Catalog, listing: &crate::vault::Listing) -> R
     Ok(())
 }
 
+/// A run that stopped between sealing a volume and recording it (power cut, kill -9)
+/// leaves exactly one sealed volume the catalog does not know, at the next sequence,
+/// and an unfinished snapshot. Read that volume's index and record it, with the
+/// snapshot it completes, so the next run neither refuses nor reuses its sequence.
+fn adopt_unrecorded_volume(
+    vault: &dyn Vault,
+    catalog: &mut Catalog,
+    key: &MasterKey,
+    info: &VaultInfo,
+    listing: &crate::vault::Listing,
+) -> Result<Vec<String>> {
+    let next = catalog.next_sequence()?;
+    let newer: Vec<String> = listing
+        .sealed
+        .iter()
+        .filter(|name| {
+            crate::volume::parse_volume_name(name).is_some_and(|(sequence, _)| sequence >= next)
+        })
+        .cloned()
+        .collect();
+    let [name] = newer.as_slice() else {
+        return Ok(Vec::new());
+    };
+    if crate::volume::parse_volume_name(name).map(|(sequence, _)| sequence) != Some(next) {
+        return Ok(Vec::new());
+    }
+    let summary = crate::rebuild::adopt(vault, catalog, info.vault_id, key, name)?;
+    let mut notes = vec![format!(
+        "{name}: sealed by a run that stopped before recording it; recorded now ({} snapshot{})",
+        summary.snapshots,
+        if summary.snapshots == 1 { "" } else { "s" }
+    )];
+    notes.extend(summary.problems);
+    Ok(notes)
+}
+
 /// Never deduplicate against a volume the vault no longer has: record it missing, so
 /// its chunks are stored again by this run (self-heal), and say so.
 fn mark_missing_volumes(
@@ -149,11 +187,19 @@ pub fn backup(
             options.volume_size_bytes
         )));
     }
+    let parity =
+        crate::parity::ParityLayout::for_volume(options.parity_percent, options.volume_size_bytes)?;
     let info = catalog.vault_info()?;
-    catalog.discard_pending()?;
+    let interrupted = catalog.discard_pending()? > 0;
     let listing = vault.list()?;
+    let adopted = if interrupted {
+        adopt_unrecorded_volume(vault, catalog, key, &info, &listing)?
+    } else {
+        Vec::new()
+    };
     refuse_stale_catalog(catalog, &listing)?;
-    let lost = mark_missing_volumes(catalog, &listing)?;
+    let mut lost = mark_missing_volumes(catalog, &listing)?;
+    lost.extend(adopted);
     let abandoned = listing.partial;
     let sources = source::normalise_sources(&options.sources)?;
     let parent = catalog.snapshots()?.into_iter().next_back();
@@ -180,6 +226,7 @@ pub fn backup(
         key,
         info,
         options.volume_size_bytes,
+        parity,
         progress,
     )?;
     let mut stats = SnapshotStats::default();
@@ -480,6 +527,7 @@ struct Writer<'a> {
     key: &'a MasterKey,
     info: VaultInfo,
     volume_size: u64,
+    parity: Option<crate::parity::ParityLayout>,
     pack_target: u64,
     builder: PackBuilder,
     current: Option<OpenVolume>,
@@ -498,6 +546,7 @@ impl<'a> Writer<'a> {
         key: &'a MasterKey,
         info: VaultInfo,
         volume_size: u64,
+        parity: Option<crate::parity::ParityLayout>,
         progress: &'a dyn Observer,
     ) -> Result<Writer<'a>> {
         let next_sequence = catalog.next_sequence()?;
@@ -507,6 +556,7 @@ impl<'a> Writer<'a> {
             key,
             info,
             volume_size,
+            parity,
             pack_target: (volume_size / 8).clamp(512 << 10, PACK_TARGET_BYTES),
             builder: PackBuilder::default(),
             current: None,
@@ -594,6 +644,7 @@ impl<'a> Writer<'a> {
             created,
             chunker: self.info.chunker.clone(),
             wrapped_key: self.info.wrapped_key.clone(),
+            parity: self.parity,
         };
         let sink = self.vault.create(&name)?;
         self.progress.on(Event::Writing(&name));
@@ -778,7 +829,7 @@ pub fn backup_crafted(
     let ids = key.chunk_id_key();
     let params = ChunkParams::from_seed(key.chunker_seed());
     let claimed = Claims::default();
-    let mut writer = Writer::new(vault, catalog, key, info, 64 << 20, &Silent)?;
+    let mut writer = Writer::new(vault, catalog, key, info, 64 << 20, None, &Silent)?;
     let mut stats = SnapshotStats::default();
     for (mut node, content) in entries {
         if node.kind == NodeKind::File {

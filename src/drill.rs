@@ -87,7 +87,7 @@ impl DrillReport {
     }
     /// Everything restored, but something needs a look (exit 3).
     pub fn has_warnings(&self) -> bool {
-        !self.problems.warnings.is_empty()
+        self.problems.has_warnings()
             || self
                 .rebuild
                 .as_ref()

@@ -65,6 +65,7 @@ pub fn init(
         created: crate::backup::unix_now(),
         chunker: crate::chunk::CHUNKER_VERSION.into(),
         wrapped_key: wrapped_key.clone(),
+        parity: None,
     };
     let info = VaultInfo {
         vault_id,
@@ -111,6 +112,7 @@ fn write_key_label(vault: &dyn Vault, info: &VaultInfo, wrapped: &WrappedKey) ->
         created: crate::backup::unix_now(),
         chunker: info.chunker.clone(),
         wrapped_key: wrapped.clone(),
+        parity: None,
     };
     let mut sink = vault.create(&name)?;
     sink.write_all(&label.encode())

@@ -31,6 +31,7 @@ pub mod keys;
 pub mod model;
 pub mod pack;
 pub mod paper;
+pub mod parity;
 pub mod progress;
 pub mod rebuild;
 pub mod restore;

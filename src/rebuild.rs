@@ -18,6 +18,7 @@ use crate::crypto::{BlobKind, MasterKey};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{ChunkId, VaultId, VolumeId};
 use crate::model::{Node, SnapshotRecord};
+use crate::parity::RepairingReader;
 use crate::restore::{locate, read_volume, Findings, ReadKeys};
 use crate::vault::Vault;
 use crate::volume::{
@@ -167,6 +168,18 @@ pub fn rebuild_with_key(
     }
 }
 
+/// Record one sealed volume a catalog lacks (and any snapshot its index completes),
+/// exactly as a rebuild would.
+pub(crate) fn adopt(
+    vault: &dyn Vault,
+    catalog: &mut Catalog,
+    vault_id: VaultId,
+    key: &MasterKey,
+    name: &str,
+) -> Result<RebuildSummary> {
+    fill(vault, catalog, vault_id, key, &[name.to_string()])
+}
+
 /// A volume as read back: its row, packs and what its index added.
 struct ScannedVolume {
     row: VolumeRow,
@@ -247,6 +260,10 @@ fn fill(
 ) -> Result<RebuildSummary> {
     let mut summary = RebuildSummary::default();
     let mut found = Found::default();
+    // Volumes the catalog already holds are known, not missing.
+    for volume in catalog.volumes()? {
+        found.seen.insert(volume.sequence, volume.name);
+    }
     let mut label_damaged = Vec::new();
     for name in names {
         match scan_volume(vault, name, vault_id, key, None) {
@@ -376,7 +393,18 @@ fn scan_volume(
     let (size, head) = vault.read_range(name, 0, LABEL_WINDOW)?;
     let label = VolumeReader::new(&head[..])
         .read_label_bytes()
-        .and_then(|bytes| Label::decode(&bytes));
+        .and_then(|bytes| Label::decode(&bytes))
+        .or_else(|err| {
+            // A damaged label may be one that the volume's parity repairs.
+            vault
+                .open(name)
+                .and_then(|source| {
+                    let bytes =
+                        VolumeReader::new(RepairingReader::new(source)).read_label_bytes()?;
+                    Label::decode(&bytes)
+                })
+                .map_err(|_| err)
+        });
     let (sequence, volume_id, created) = match (label, identity) {
         (_, Some(known)) => (known.sequence, known.volume_id, 0),
         // Foreign, or our own volume with a damaged vault id: a set list may tell.
@@ -415,7 +443,8 @@ fn scan_volume(
 }
 
 /// Find the index member at the volume's end: its header sits where its padded data
-/// plus the two end blocks reach exactly the end. Returns the index and bytes read.
+/// plus the two end blocks (and the last parity member, if the volume has parity)
+/// reach exactly the end. Returns the index and bytes read.
 pub(crate) fn index_from_tail(
     vault: &dyn Vault,
     name: &str,
@@ -434,6 +463,8 @@ pub(crate) fn index_from_tail(
         let (_, tail) = vault.read_range(name, start, size - start)?;
         read += tail.len() as u64;
         let mut at = end_of_index;
+        // The index ends where the end blocks begin, or where the last parity member does.
+        let mut index_end = end_of_index;
         while at >= start + BLOCK {
             at -= BLOCK;
             let offset = (at - start) as usize;
@@ -441,9 +472,11 @@ pub(crate) fn index_from_tail(
             let Ok(member) = crate::volume::parse_header(block, at) else {
                 continue;
             };
-            if member.name == INDEX_MEMBER
-                && member.offset + member.size.div_ceil(BLOCK) * BLOCK == end_of_index
-            {
+            let member_end = member.offset + member.size.div_ceil(BLOCK) * BLOCK;
+            if member_end == index_end && crate::parity::is_parity_member(&member.name) {
+                index_end = at;
+            }
+            if member.name == INDEX_MEMBER && member_end == index_end {
                 let data = &tail[offset + 512..][..member.size as usize];
                 return open(data).map(|index| (index, read));
             }
@@ -465,7 +498,9 @@ fn scan_members(
     volume_key: &crate::crypto::VolumeKey,
     open: &dyn Fn(&[u8]) -> Result<VolumeIndex>,
 ) -> std::result::Result<ScannedVolume, ScanError> {
-    let mut reader = VolumeReader::new(HashingReader::new(vault.open(name)?));
+    let mut stored = HashingReader::new(vault.open(name)?);
+    let mut repairing = RepairingReader::new(&mut stored);
+    let mut reader = VolumeReader::new(HashingReader::new(&mut repairing));
     reader.read_label_bytes()?;
     let mut index = None;
     let mut index_problem = None;
@@ -517,14 +552,30 @@ fn scan_members(
             }
         }
     }
+    // The hash of the bytes as repaired by parity: what was sealed, if parity sufficed.
     let (bytes, blake3) = reader.into_inner().finish()?;
+    let repaired = repairing.take_log();
+    skipped.extend(repaired.unrepaired);
+    stored.finish()?;
     row.bytes = bytes;
     if let (Some(index), None) = (&index, &broken) {
         // The index authenticates: it lists every pack and snapshot, even past damage.
-        let problem = if skipped.is_empty() {
+        let problem = if skipped.is_empty() && repaired.repaired.is_empty() {
             // Intact after all (an odd tail): what was read is what was sealed.
             row.blake3 = blake3;
             None
+        } else if skipped.is_empty() {
+            row.blake3 = blake3;
+            row.state = "damaged".into();
+            Some(format!(
+                "{name}: bytes {} rebuilt from parity; the medium is failing",
+                repaired
+                    .repaired
+                    .iter()
+                    .map(|(at, len)| format!("{at}..{}", at + len))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
         } else {
             row.state = "damaged".into();
             Some(format!(

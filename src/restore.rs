@@ -14,6 +14,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{ChunkId, SnapshotId};
 use crate::model::{Node, NodeKind, PathBytes};
 use crate::pack::PackEntry;
+use crate::parity::{ParityLog, Repair, RepairingReader};
 use crate::progress::{Event, Observer};
 use crate::target::{self, Target};
 use crate::vault::Vault;
@@ -102,12 +103,18 @@ pub struct RestoreProblems {
     pub volume_errors: Vec<String>,
     /// Attributes that could not be applied, damaged labels and other problems that cost no data.
     pub warnings: Vec<String>,
+    /// Damage rebuilt from parity: the data is whole, the medium is failing.
+    pub repaired: Vec<Repair>,
 }
 
 impl RestoreProblems {
     /// True when some data is missing or wrong (exit 4).
     pub fn has_damage(&self) -> bool {
         !self.damaged.is_empty() || !self.refused.is_empty() || !self.volume_errors.is_empty()
+    }
+    /// True when everything is exact but something needs a look (exit 3).
+    pub fn has_warnings(&self) -> bool {
+        !self.warnings.is_empty() || !self.repaired.is_empty()
     }
 }
 
@@ -377,8 +384,9 @@ pub fn restore(
                 .collect();
             let mut findings = Findings::default();
             let outcome = vault.open(&volume.name).and_then(|source| {
-                read_volume(
-                    source,
+                let mut repairing = RepairingReader::new(source);
+                let read = read_volume(
+                    &mut repairing,
                     volume,
                     &keys,
                     &remaining,
@@ -405,6 +413,9 @@ pub fn restore(
                         }
                     },
                 )
+                .map(drop);
+                findings.absorb(&volume.name, repairing.take_log());
+                read
             });
             match &outcome {
                 Err(err) if err.kind() == ErrorKind::Io && retries < READ_RETRIES => {
@@ -418,6 +429,7 @@ pub fn restore(
         };
         report.problems.volume_errors.extend(findings.damage);
         report.problems.warnings.extend(findings.warnings);
+        report.problems.repaired.extend(findings.repaired);
         report.volumes_read.push(volume.name.clone());
         if let Err(err) = outcome {
             report
@@ -633,27 +645,62 @@ fn open_blobs<'a>(
     })
 }
 
-/// Skip to the next valid member after damage, saying where and why. Nothing
-/// readable after it is an error: the volume is cut short or overwritten.
-fn resync<R: Read>(
+/// Where reading goes on after damage: a member found by scanning, or a wanted pack
+/// read straight from the offsets the catalog holds.
+enum Step {
+    Member(crate::volume::Member),
+    Pack(u32, Vec<u8>),
+}
+
+/// Go on after damage at the reader's position, saying where and why. When the
+/// catalog places the next wanted pack at or after this point, its blobs are read
+/// from their recorded offsets, so a lost header costs no data; otherwise scan to
+/// the next valid member. Nothing readable after the damage is an error: the
+/// volume is cut short or overwritten. `continuing`: no damage, the reader is only
+/// inside a pack it read by offsets, so nothing is reported.
+fn skip_damage<R: Read>(
     reader: &mut VolumeReader<R>,
     volume: &VolumeRow,
     damage: Option<Error>,
+    per_pack: &PackBlobs,
+    reached: &mut u32,
+    continuing: bool,
     findings: &mut Findings,
-) -> Result<Option<crate::volume::Member>> {
+) -> Result<Option<Step>> {
     let from = reader.position();
     let why = damage
         .as_ref()
         .map_or_else(|| "zeroed blocks".to_string(), ToString::to_string);
+    let next_wanted = per_pack.range(*reached + 1..).find_map(|(number, blobs)| {
+        let start = blobs.iter().map(|(_, loc)| loc.pack_offset).min()?;
+        let end = blobs
+            .iter()
+            .map(|(_, loc)| loc.pack_offset + loc.offset + u64::from(loc.sealed_len))
+            .max()?;
+        (start >= from).then_some((*number, start, end - start))
+    });
+    if let Some((number, start, len)) = next_wanted {
+        let data = reader.read_at(start, len)?;
+        if !continuing {
+            findings.warnings.push(format!(
+                "volume {}: {why} near byte {from}; pack {number} read at byte {start} where the catalog places it",
+                volume.name
+            ));
+        }
+        *reached = number;
+        return Ok(Some(Step::Pack(number, data)));
+    }
     match reader.resync()? {
         Some(member) => {
-            findings.warnings.push(format!(
-                "volume {}: {why} near byte {from}; reading resumed at byte {} ({})",
-                volume.name,
-                member.offset - 512,
-                member.name
-            ));
-            Ok(Some(member))
+            if !continuing {
+                findings.warnings.push(format!(
+                    "volume {}: {why} near byte {from}; reading resumed at byte {} ({})",
+                    volume.name,
+                    member.offset - 512,
+                    member.name
+                ));
+            }
+            Ok(Some(Step::Member(member)))
         }
         None => Err(damage.unwrap_or_else(|| {
             Error::corrupt(format!(
@@ -672,6 +719,25 @@ pub(crate) struct Findings {
     pub(crate) warnings: Vec<String>,
     /// Why each blob that failed did not open.
     pub(crate) failed_blobs: HashMap<(ChunkId, BlobKind), String>,
+    /// Damage that parity rebuilt.
+    pub(crate) repaired: Vec<Repair>,
+}
+
+impl Findings {
+    /// Take what the repairing reader of `volume` did: repairs, and damage it could not repair.
+    pub(crate) fn absorb(&mut self, volume: &str, log: ParityLog) {
+        self.repaired
+            .extend(log.repaired.into_iter().map(|(offset, length)| Repair {
+                volume: volume.to_string(),
+                offset,
+                length,
+            }));
+        self.warnings.extend(
+            log.unrepaired
+                .into_iter()
+                .map(|why| format!("volume {volume}: parity: {why}")),
+        );
+    }
 }
 
 /// Blobs wanted from one volume, by pack number.
@@ -713,32 +779,70 @@ pub(crate) fn read_volume<R: Read>(
         return Ok(reader);
     };
     let mut reached = 0;
+    // After a pack read by its catalog offsets the reader is inside that pack.
+    let mut inside_pack = false;
     loop {
-        let member = match reader.next_member() {
-            Ok(Some(member)) => Some(member),
-            // A damaged header or zeroed blocks before the packs still wanted: the loss
-            // is that one member, not the rest of the volume (T5, T6).
-            Ok(None) if reached < last_needed => resync(&mut reader, volume, None, findings)?,
-            Err(err) if err.kind() == ErrorKind::Corrupt && reached < last_needed => {
-                resync(&mut reader, volume, Some(err), findings)?
+        let member = if std::mem::take(&mut inside_pack) {
+            skip_damage(
+                &mut reader,
+                volume,
+                None,
+                per_pack,
+                &mut reached,
+                true,
+                findings,
+            )?
+        } else {
+            match reader.next_member() {
+                Ok(Some(member)) => Some(Step::Member(member)),
+                // A damaged header or zeroed blocks before the packs still wanted: the
+                // loss is at most that member (T5, T6), and nothing when the catalog
+                // knows where the next wanted pack lies.
+                Ok(None) if reached < last_needed => skip_damage(
+                    &mut reader,
+                    volume,
+                    None,
+                    per_pack,
+                    &mut reached,
+                    false,
+                    findings,
+                )?,
+                Err(err) if err.kind() == ErrorKind::Corrupt && reached < last_needed => {
+                    skip_damage(
+                        &mut reader,
+                        volume,
+                        Some(err),
+                        per_pack,
+                        &mut reached,
+                        false,
+                        findings,
+                    )?
+                }
+                Ok(None) => break,
+                Err(err) => return Err(err),
             }
-            Ok(None) => break,
-            Err(err) => return Err(err),
         };
-        let Some(member) = member else {
-            break;
-        };
-        let Some(number) = crate::volume::pack_number(&member.name) else {
-            continue;
-        };
-        reached = reached.max(number);
-        let Some(blobs) = per_pack.get(&number) else {
-            if number > last_needed {
-                break;
+        let (number, data) = match member {
+            None => break,
+            Some(Step::Pack(number, data)) => {
+                inside_pack = true;
+                (number, data)
             }
-            continue;
+            Some(Step::Member(member)) => {
+                let Some(number) = crate::volume::pack_number(&member.name) else {
+                    continue;
+                };
+                reached = reached.max(number);
+                if !per_pack.contains_key(&number) {
+                    if number > last_needed {
+                        break;
+                    }
+                    continue;
+                }
+                (number, reader.read_data(&member)?)
+            }
         };
-        let data = reader.read_data(&member)?;
+        let blobs = &per_pack[&number];
         let sealer = volume_key.pack_sealer(vault_id, number);
         let opened = open_blobs(&data, blobs, &sealer, &keys.ids);
         if let Some(why) = mismatch.take() {

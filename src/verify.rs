@@ -16,6 +16,7 @@ use crate::crypto::{BlobKind, MasterKey};
 use crate::error::Result;
 use crate::ids::ChunkId;
 use crate::model::NodeKind;
+use crate::parity::{Repair, RepairingReader};
 use crate::progress::{Event, Observer};
 use crate::restore::{locate, read_volume, Findings, PackBlobs, ReadKeys};
 use crate::vault::{Listing, Vault};
@@ -51,6 +52,8 @@ pub struct VerifyReport {
     pub abandoned: Vec<String>,
     /// Volumes in the vault that the catalog does not know.
     pub extra: Vec<String>,
+    /// Damage rebuilt from parity: those volumes read back whole, but their medium is failing.
+    pub repaired: Vec<Repair>,
 }
 
 impl VerifyReport {
@@ -60,7 +63,7 @@ impl VerifyReport {
     }
     /// Something needs an operator's look but no data is lost (exit 3).
     pub fn has_warnings(&self) -> bool {
-        !self.abandoned.is_empty() || !self.extra.is_empty()
+        !self.abandoned.is_empty() || !self.extra.is_empty() || !self.repaired.is_empty()
     }
 
     fn start(listing: &Listing, volumes: &[VolumeRow]) -> VerifyReport {
@@ -79,14 +82,21 @@ impl VerifyReport {
     }
 
     /// File a volume's outcome: `None` is healthy, else a reason it is damaged.
+    /// A volume that parity repaired is whole, but recorded damaged so that no
+    /// new backup leans on a failing medium.
     fn volume_outcome(
         &mut self,
         volume: &VolumeRow,
         bytes: u64,
         damage: Option<String>,
+        repaired: Vec<Repair>,
     ) -> &'static str {
         self.bytes_checked += bytes;
         match damage {
+            None if !repaired.is_empty() => {
+                self.repaired.extend(repaired);
+                "damaged"
+            }
             None => {
                 self.volumes_ok += 1;
                 "sealed"
@@ -140,21 +150,79 @@ pub fn verify(
                 .push(problem(volume, "missing from the vault".into()));
             "missing"
         } else {
-            match vault
+            let mut findings = Findings::default();
+            let read = vault
                 .open(&volume.name)
-                .and_then(|source| HashingReader::new(source).finish())
-            {
-                Ok((bytes, hash)) => {
-                    let damage = compare(volume, bytes, &hash);
-                    report.volume_outcome(volume, bytes, damage)
+                .and_then(|source| read_repaired(volume, source, &mut findings, |_, _| ()));
+            match read {
+                Ok((read, ())) => {
+                    let damage = read.judge(volume, &mut findings).map(|why| {
+                        std::iter::once(why)
+                            .chain(findings.warnings)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    });
+                    report.volume_outcome(volume, read.bytes, damage, findings.repaired)
                 }
-                Err(err) => report.volume_outcome(volume, 0, Some(format!("unreadable: {err}"))),
+                Err(err) => {
+                    report.volume_outcome(volume, 0, Some(format!("unreadable: {err}")), Vec::new())
+                }
             }
         };
         catalog.set_volume_state(volume.sequence, state)?;
         progress.on(Event::Bytes(volume.bytes));
     }
     Ok(report)
+}
+
+/// A volume read to its end: its size, the hash of its bytes as stored, and the hash
+/// of its bytes as repaired by its parity.
+struct WholeRead {
+    bytes: u64,
+    stored_hash: String,
+    repaired_hash: String,
+}
+
+impl WholeRead {
+    /// Why the volume is damaged: `None` when its bytes are as sealed, or parity
+    /// (which left `findings`) made them so.
+    fn judge(&self, volume: &VolumeRow, findings: &mut Findings) -> Option<String> {
+        let why = compare(volume, self.bytes, &self.stored_hash)?;
+        if self.repaired_hash == volume.blake3 && !findings.repaired.is_empty() {
+            return None;
+        }
+        findings.repaired.clear();
+        Some(why)
+    }
+}
+
+/// Hash a volume as stored and as repaired, while `read` reads the repaired bytes;
+/// then read both to the end.
+fn read_repaired<T>(
+    volume: &VolumeRow,
+    source: Box<dyn std::io::Read + Send>,
+    findings: &mut Findings,
+    read: impl FnOnce(
+        &mut HashingReader<&mut RepairingReader<&mut HashingReader<Box<dyn std::io::Read + Send>>>>,
+        &mut Findings,
+    ) -> T,
+) -> Result<(WholeRead, T)> {
+    let mut stored = HashingReader::new(source);
+    let mut repairing = RepairingReader::new(&mut stored);
+    let mut repaired = HashingReader::new(&mut repairing);
+    let outcome = read(&mut repaired, findings);
+    let finished = repaired.finish();
+    findings.absorb(&volume.name, repairing.take_log());
+    let (_, repaired_hash) = finished?;
+    let (bytes, stored_hash) = stored.finish()?;
+    Ok((
+        WholeRead {
+            bytes,
+            stored_hash,
+            repaired_hash,
+        },
+        outcome,
+    ))
 }
 
 fn planned(volumes: &[VolumeRow], progress: &dyn Observer) {
@@ -301,6 +369,7 @@ pub fn deep(
         ids: key.chunk_id_key(),
     };
     let mut bad: HashMap<(ChunkId, BlobKind), String> = HashMap::new();
+    let mut repaired_volumes = HashSet::new();
     let planned_volumes: Vec<VolumeRow> = volumes
         .iter()
         .filter(|v| plan.contains_key(&v.sequence))
@@ -319,7 +388,7 @@ pub fn deep(
                 .push(problem(volume, "missing from the vault".into()));
             "missing"
         } else {
-            let damage = check_volume(
+            let (bytes, damage, repaired) = check_volume(
                 vault,
                 volume,
                 &keys,
@@ -328,10 +397,12 @@ pub fn deep(
                 &mut failed,
                 &mut report,
             );
-            let bytes = damage.as_ref().map_or(0, |(bytes, _)| *bytes);
+            if !repaired.is_empty() {
+                repaired_volumes.insert(volume.sequence);
+            }
             report
                 .volumes
-                .volume_outcome(volume, bytes, damage.and_then(|(_, why)| why))
+                .volume_outcome(volume, bytes, damage, repaired)
         };
         catalog.set_volume_state(volume.sequence, state)?;
         progress.on(Event::Bytes(volume.bytes));
@@ -364,6 +435,7 @@ pub fn deep(
             .iter()
             .map(|v| (v.sequence, (v.name.clone(), v.volume_id)))
             .collect(),
+        repaired_volumes,
     };
     // A file with the same content and chunks in several snapshots is hashed once.
     let mut checked: HashSet<[u8; 32]> = HashSet::new();
@@ -467,6 +539,9 @@ struct ChunkReader<'a> {
     vault: &'a dyn Vault,
     keys: &'a ReadKeys<'a>,
     volumes: HashMap<u64, (String, crate::ids::VolumeId)>,
+    /// Volumes whose parity repaired them: a blob there that does not open from a
+    /// ranged read is read again through the repair.
+    repaired_volumes: HashSet<u64>,
 }
 
 impl ChunkReader<'_> {
@@ -474,11 +549,29 @@ impl ChunkReader<'_> {
         let (name, volume_id) = self.volumes.get(&loc.sequence).ok_or_else(|| {
             crate::error::Error::corrupt(format!("volume #{} is not in the catalog", loc.sequence))
         })?;
-        let (_, sealed) = self.vault.read_range(
-            name,
-            loc.pack_offset + loc.offset,
-            u64::from(loc.sealed_len),
-        )?;
+        let at = loc.pack_offset + loc.offset;
+        let (_, sealed) = self.vault.read_range(name, at, u64::from(loc.sealed_len))?;
+        let opened = self.open(id, loc, volume_id, &sealed);
+        if opened.is_err() && self.repaired_volumes.contains(&loc.sequence) {
+            let mut repairing = RepairingReader::new(self.vault.open(name)?);
+            let mut sealed = vec![0u8; loc.sealed_len as usize];
+            use std::io::Read;
+            let read = std::io::copy(&mut (&mut repairing).take(at), &mut std::io::sink())
+                .and_then(|_| repairing.read_exact(&mut sealed));
+            if read.is_ok() {
+                return self.open(id, loc, volume_id, &sealed);
+            }
+        }
+        opened
+    }
+
+    fn open(
+        &self,
+        id: &ChunkId,
+        loc: &crate::catalog::BlobLocation,
+        volume_id: &crate::ids::VolumeId,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
         let sealer = self
             .keys
             .master
@@ -492,7 +585,7 @@ impl ChunkReader<'_> {
             sealed_len: loc.sealed_len,
             plain_len: loc.plain_len,
         };
-        crate::pack::open_blob(&sealed, &entry, &sealer, &self.keys.ids)
+        crate::pack::open_blob(sealed, &entry, &sealer, &self.keys.ids)
     }
 
     /// Hash a file's content (holes as zeros) from its chunks and compare with its record.
@@ -533,8 +626,8 @@ impl ChunkReader<'_> {
 }
 
 /// Read one volume: open its `wanted` blobs (into `opened`), check its index,
-/// and hash all of it. Returns the bytes read and why it is damaged, if it is;
-/// `None` when it could not be opened at all.
+/// and hash all of it. Returns the bytes read, why it is damaged if it is, and
+/// what its parity repaired.
 fn check_volume(
     vault: &dyn Vault,
     volume: &VolumeRow,
@@ -543,62 +636,25 @@ fn check_volume(
     opened: &mut HashSet<(ChunkId, BlobKind)>,
     failed: &mut HashMap<(ChunkId, BlobKind), String>,
     report: &mut DeepReport,
-) -> Option<(u64, Option<String>)> {
+) -> (u64, Option<String>, Vec<Repair>) {
     let source = match vault.open(&volume.name) {
         Ok(source) => source,
-        Err(err) => {
-            report
-                .volumes
-                .damaged
-                .push(problem(volume, format!("unreadable: {err}")));
-            return None;
-        }
+        Err(err) => return (0, Some(format!("unreadable: {err}")), Vec::new()),
     };
-    let mut hashing = HashingReader::new(source);
     let mut findings = Findings::default();
-    let read = read_volume(
-        &mut hashing,
-        volume,
-        keys,
-        wanted,
-        &mut findings,
-        |id, loc, _| {
+    let read = read_repaired(volume, source, &mut findings, |repaired, findings| {
+        read_volume(repaired, volume, keys, wanted, findings, |id, loc, _| {
             opened.insert((*id, loc.kind));
-        },
-    )
-    .and_then(|mut reader| {
-        while let Some(member) = reader.next_member()? {
-            if member.name == INDEX_MEMBER {
-                let sealed = reader.read_data(&member)?;
-                let volume_key = keys.master.volume_key(&volume.volume_id);
-                if let Err(err) = VolumeIndex::open(
-                    &sealed,
-                    keys.vault_id,
-                    volume.volume_id,
-                    volume.sequence,
-                    &volume_key,
-                ) {
-                    findings.warnings.push(format!(
-                        "volume {}: index damaged ({err}); a catalog rebuild would scan its packs",
-                        volume.name
-                    ));
-                }
-                return Ok(());
-            }
-        }
-        findings
-            .warnings
-            .push(format!("volume {}: no index", volume.name));
-        Ok(())
+        })
+        .and_then(|mut reader| check_index(&mut reader, volume, keys, findings))
     });
-    report.warnings.extend(findings.warnings);
-    failed.extend(findings.failed_blobs);
-    let hashed = hashing.finish();
-    let (bytes, hash) = match hashed {
+    report.warnings.append(&mut findings.warnings);
+    failed.extend(findings.failed_blobs.drain());
+    let (whole, read) = match read {
         Ok(done) => done,
-        Err(err) => return Some((0, Some(format!("unreadable: {err}")))),
+        Err(err) => return (0, Some(format!("unreadable: {err}")), Vec::new()),
     };
-    let mut damage = compare(volume, bytes, &hash);
+    let mut damage = whole.judge(volume, &mut findings);
     if let Err(err) = read {
         damage = Some(match damage {
             Some(why) => format!("{why}; {err}"),
@@ -608,5 +664,37 @@ fn check_volume(
     if damage.is_none() && !findings.damage.is_empty() {
         damage = Some(findings.damage.join("; "));
     }
-    Some((bytes, damage))
+    (whole.bytes, damage, findings.repaired)
+}
+
+/// Read on to the index and check that it opens.
+fn check_index<R: std::io::Read>(
+    reader: &mut crate::volume::VolumeReader<R>,
+    volume: &VolumeRow,
+    keys: &ReadKeys<'_>,
+    findings: &mut Findings,
+) -> Result<()> {
+    while let Some(member) = reader.next_member()? {
+        if member.name == INDEX_MEMBER {
+            let sealed = reader.read_data(&member)?;
+            let volume_key = keys.master.volume_key(&volume.volume_id);
+            if let Err(err) = VolumeIndex::open(
+                &sealed,
+                keys.vault_id,
+                volume.volume_id,
+                volume.sequence,
+                &volume_key,
+            ) {
+                findings.warnings.push(format!(
+                    "volume {}: index damaged ({err}); a catalog rebuild would scan its packs",
+                    volume.name
+                ));
+            }
+            return Ok(());
+        }
+    }
+    findings
+        .warnings
+        .push(format!("volume {}: no index", volume.name));
+    Ok(())
 }

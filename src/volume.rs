@@ -78,6 +78,9 @@ pub struct Label {
     pub chunker: String,
     /// The master key wrapped by the passphrase.
     pub wrapped_key: WrappedKey,
+    /// Reed-Solomon parity inside this volume, if any (absent in volumes without).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parity: Option<crate::parity::ParityLayout>,
 }
 
 impl Label {
@@ -235,17 +238,21 @@ fn decompress_index(packed: &[u8], len: usize) -> Result<Vec<u8>> {
     }
 }
 
-/// Counts and hashes every byte that goes to the medium.
+/// Counts and hashes every byte that goes to the medium, and feeds the parity encoder.
 struct HashingWriter<W: Write> {
     inner: W,
     written: u64,
     hasher: blake3::Hasher,
+    parity: Option<crate::parity::SegmentEncoder>,
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
+        if let Some(segment) = &mut self.parity {
+            segment.push(&buf[..n]);
+        }
         self.written += n as u64;
         Ok(n)
     }
@@ -328,6 +335,7 @@ impl<W: Write> VolumeWriter<W> {
                 inner: sink,
                 written: 0,
                 hasher: blake3::Hasher::new(),
+                parity: label.parity.map(crate::parity::SegmentEncoder::new),
             },
             mtime: label.created.max(0) as u64,
             limit,
@@ -338,22 +346,18 @@ impl<W: Write> VolumeWriter<W> {
     }
 
     fn member(&mut self, name: &str, data: &[u8]) -> Result<()> {
-        let mut header = tar::Header::new_ustar();
-        header
-            .set_path(name)
-            .map_err(|e| Error::corrupt(format!("member name: {e}")))?;
-        header.set_size(data.len() as u64);
-        header.set_mode(0o600);
-        header.set_mtime(self.mtime);
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_cksum();
+        let header = member_header(name, data.len() as u64, self.mtime)?;
+        self.raw_member(&header, data)
+    }
+
+    fn raw_member(&mut self, header: &[u8; BLOCK as usize], data: &[u8]) -> Result<()> {
         let io = |e: std::io::Error| {
             Error::new(
                 crate::error::ErrorKind::Io,
                 format!("cannot write volume: {}", crate::error::io_reason(&e)),
             )
         };
-        self.out.write_all(header.as_bytes()).map_err(io)?;
+        self.out.write_all(header).map_err(io)?;
         self.out.write_all(data).map_err(io)?;
         let pad = (padded(data.len() as u64) - data.len() as u64) as usize;
         self.out
@@ -367,15 +371,44 @@ impl<W: Write> VolumeWriter<W> {
         self.out.written
     }
 
-    /// Would a pack of `len` bytes with `blobs` blobs still fit, index included?
+    /// Would a pack of `len` bytes with `blobs` blobs still fit, index and parity included?
     pub fn fits(&self, len: u64, blobs: usize) -> bool {
-        let after = self.out.written + BLOCK + padded(len);
-        let tail = BLOCK + padded(self.index_reserve + index_bytes_for_pack(blobs)) + END_BYTES;
-        after + tail <= self.limit
+        let pack = BLOCK + padded(len);
+        let index = BLOCK + padded(self.index_reserve + index_bytes_for_pack(blobs));
+        let parity = self.out.parity.as_ref().map_or(0, |segment| {
+            let layout = segment.layout();
+            if self.closes_segment(len) {
+                let closing = layout.member_bytes(segment.len());
+                closing + layout.member_bytes(closing + pack + index)
+            } else {
+                layout.member_bytes(segment.len() + pack + index)
+            }
+        });
+        self.out.written + pack + index + parity + END_BYTES <= self.limit
+    }
+
+    /// Does a pack of `len` bytes start a new parity segment? The index never does.
+    fn closes_segment(&self, len: u64) -> bool {
+        self.out.parity.as_ref().is_some_and(|segment| {
+            segment.len() > 0
+                && segment.len() + BLOCK + padded(len) > segment.layout().segment_bytes()
+        })
+    }
+
+    /// Write the open segment's parity member; it begins the next segment.
+    fn close_segment(&mut self) -> Result<()> {
+        if let Some(segment) = &mut self.out.parity {
+            let (header, body) = segment.close(self.mtime)?;
+            self.raw_member(&header, &body)?;
+        }
+        Ok(())
     }
 
     /// Append a pack member. The caller checked [`VolumeWriter::fits`].
     pub fn append_pack(&mut self, number: u32, bytes: &[u8], blobs: usize) -> Result<u64> {
+        if self.closes_segment(bytes.len() as u64) {
+            self.close_segment()?;
+        }
         self.member(&pack_member(number), bytes)?;
         self.index_reserve += index_bytes_for_pack(blobs);
         Ok(self.out.written - padded(bytes.len() as u64))
@@ -384,6 +417,7 @@ impl<W: Write> VolumeWriter<W> {
     /// Write the index and the end-of-archive blocks; the caller then seals the sink.
     pub fn finish(mut self, sealed_index: &[u8]) -> Result<WrittenVolume<W>> {
         self.member(INDEX_MEMBER, sealed_index)?;
+        self.close_segment()?;
         self.out
             .write_all(&[0u8; END_BYTES as usize])
             .map_err(|e| {
@@ -404,6 +438,20 @@ impl<W: Write> VolumeWriter<W> {
             sink: self.out.inner,
         })
     }
+}
+
+/// The ustar header tapevault writes for a member.
+pub(crate) fn member_header(name: &str, size: u64, mtime: u64) -> Result<[u8; BLOCK as usize]> {
+    let mut header = tar::Header::new_ustar();
+    header
+        .set_path(name)
+        .map_err(|e| Error::corrupt(format!("member name: {e}")))?;
+    header.set_size(size);
+    header.set_mode(0o600);
+    header.set_mtime(mtime);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    Ok(*header.as_bytes())
 }
 
 /// A member of a volume, as found by the strict reader.
@@ -514,6 +562,26 @@ impl<R: Read> VolumeReader<R> {
         Ok(data)
     }
 
+    /// Read `len` bytes at volume offset `offset` (at or after the position), with no
+    /// header to trust: for a pack whose place a catalog knows. Leaves the reader at the
+    /// next block boundary, from where [`VolumeReader::resync`] can go on.
+    pub fn read_at(&mut self, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let skip = offset.checked_sub(self.position).ok_or_else(|| {
+            Error::corrupt(format!(
+                "byte {offset} of the volume is already behind the reader"
+            ))
+        })?;
+        if len > MAX_MEMBER_BYTES {
+            return Err(Error::corrupt("range larger than any member"));
+        }
+        self.pending = 0;
+        self.skip(skip)?;
+        let mut data = vec![0u8; len as usize];
+        self.read_exact(&mut data)?;
+        self.skip(padded(self.position) - self.position)?;
+        Ok(data)
+    }
+
     fn skip(&mut self, mut n: u64) -> Result<()> {
         let mut buf = vec![0u8; n.min(1 << 16) as usize];
         while n > 0 {
@@ -574,6 +642,7 @@ pub fn parse_header(block: &[u8; BLOCK as usize], at: u64) -> Result<Member> {
         .to_string();
     let allowed = name == LABEL_MEMBER
         || name == INDEX_MEMBER
+        || crate::parity::is_parity_member(&name)
         || (name.len() == 15
             && name.starts_with("pack-")
             && name.ends_with(".tvp")

@@ -175,6 +175,12 @@ pub struct BackupArgs {
     /// [default: 4G]
     #[arg(long, value_name = "SIZE")]
     pub volume_size: Option<String>,
+    /// Reed-Solomon parity inside each volume, in percent (0 = none, at most 50). Damage
+    /// in one place of up to P% of a 16 MiB segment, less one 64 KiB shard (1.5 MiB at 10),
+    /// is rebuilt on read, and restore, verify and drill exit 3 naming what they repaired.
+    /// [default: 0 for dir: vaults, which belong on redundant disks]
+    #[arg(long, value_name = "PERCENT")]
+    pub parity: Option<u8>,
     /// zstd level, 1 (fast) to 19 (small)
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19), value_name = "N")]
     pub compression_level: i32,

@@ -188,6 +188,7 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
             let options = crate::backup::BackupOptions {
                 sources: args.paths,
                 volume_size_bytes: parse_size(args.volume_size.as_deref().unwrap_or("4G"))?,
+                parity_percent: args.parity.unwrap_or(0),
                 compression_level: args.compression_level,
                 walk: crate::source::WalkOptions {
                     one_file_system: !args.cross_file_systems,
@@ -272,7 +273,7 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
             out.restore(&report);
             Ok(exit::for_report(
                 report.problems.has_damage(),
-                !report.problems.warnings.is_empty(),
+                report.problems.has_warnings(),
             ))
         }
         Command::Drill(args) => drill(&ctx, &out, args, measured),

@@ -23,6 +23,7 @@ pub struct Profile {
     #[serde(default)]
     exclude: Vec<String>,
     volume_size: Option<String>,
+    parity: Option<u8>,
     #[serde(default)]
     tags: Vec<String>,
 }
@@ -104,6 +105,7 @@ pub fn apply(mut cli: Cli) -> Result<Cli> {
             args.tag = profile.tags;
         }
         args.volume_size = args.volume_size.take().or(profile.volume_size);
+        args.parity = args.parity.or(profile.parity);
     }
     Ok(cli)
 }

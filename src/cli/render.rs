@@ -224,11 +224,12 @@ impl Output {
         volume_problems(report);
         if !self.quiet {
             println!(
-                "verified {} volumes ({}): {} missing, {} damaged",
+                "verified {} volumes ({}): {} missing, {} damaged{}",
                 report.volumes_ok,
                 bytes(report.bytes_checked),
                 report.missing.len(),
-                report.damaged.len()
+                report.damaged.len(),
+                repaired_count(&report.repaired)
             );
         }
     }
@@ -272,7 +273,7 @@ impl Output {
         if !self.quiet {
             println!(
                 "verified {} volumes ({}), {} blobs, {} files in {} snapshots: {} volumes missing, \
-                 {} damaged, {} blobs and {} files damaged",
+                 {} damaged{}, {} blobs and {} files damaged",
                 report.volumes.volumes_ok,
                 bytes(report.volumes.bytes_checked),
                 report.blobs_ok,
@@ -280,6 +281,7 @@ impl Output {
                 report.snapshots_checked,
                 report.volumes.missing.len(),
                 report.volumes.damaged.len(),
+                repaired_count(&report.volumes.repaired),
                 report.damaged_blobs.len(),
                 report.damaged_files.len()
             );
@@ -468,6 +470,7 @@ fn volume_problems(report: &crate::verify::VerifyReport) {
     for name in &report.extra {
         eprintln!("tapevault: warning: {name} is in the vault but not in the catalog");
     }
+    repairs(&report.repaired);
 }
 
 /// What a restore or drill could not do exactly, one line each on stderr.
@@ -493,6 +496,30 @@ fn restore_problems(problems: &crate::restore::RestoreProblems) {
     }
     for w in &problems.warnings {
         eprintln!("tapevault: warning: {w}");
+    }
+    repairs(&problems.repaired);
+}
+
+/// ", N repaired by parity" when parity repaired volumes.
+fn repaired_count(repaired: &[crate::parity::Repair]) -> String {
+    let volumes: std::collections::BTreeSet<&str> =
+        repaired.iter().map(|r| r.volume.as_str()).collect();
+    if volumes.is_empty() {
+        String::new()
+    } else {
+        format!(", {} repaired by parity", volumes.len())
+    }
+}
+
+/// Damage that parity rebuilt, one line each on stderr.
+fn repairs(repaired: &[crate::parity::Repair]) {
+    for r in repaired {
+        eprintln!(
+            "tapevault: repaired: volume {} bytes {}..{} rebuilt from parity; the medium is failing",
+            r.volume,
+            r.offset,
+            r.offset + r.length
+        );
     }
 }
 

@@ -15,6 +15,9 @@ enum Fault {
     Io,
     /// Writes succeed, but sealing (fsync, rename) fails.
     Seal,
+    /// After `budget` volumes, one is sealed and then the run dies before the catalog
+    /// records it: a power cut between the rename and the commit.
+    AfterSeal,
 }
 
 /// A dir vault whose writes fail after `budget` bytes, across all volumes, and whose
@@ -86,6 +89,9 @@ impl Vault for FaultVault {
 
 impl Write for FaultSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.fault == Fault::AfterSeal {
+            return self.inner.write(buf);
+        }
         let left = self.budget.load(Ordering::SeqCst);
         if left <= 0 && self.fault != Fault::Seal {
             let errno = if self.fault == Fault::NoSpace {
@@ -111,6 +117,17 @@ impl Write for FaultSink {
 
 impl VolumeSink for FaultSink {
     fn seal(self: Box<Self>) -> tapevault::error::Result<()> {
+        if self.fault == Fault::AfterSeal {
+            let left = self.budget.fetch_sub(1, Ordering::SeqCst);
+            self.inner.seal()?;
+            if left <= 0 {
+                return Err(tapevault::error::Error::new(
+                    tapevault::error::ErrorKind::Io,
+                    "power cut after the volume was sealed (injected)",
+                ));
+            }
+            return Ok(());
+        }
         if self.fault == Fault::Seal && self.budget.load(Ordering::SeqCst) <= 0 {
             return Err(tapevault::error::Error::new(
                 tapevault::error::ErrorKind::Io,
@@ -127,6 +144,7 @@ fn library_backup(env: &Env, vault: &dyn Vault) -> tapevault::error::Result<u64>
     let options = tapevault::backup::BackupOptions {
         sources: vec![env.src()],
         volume_size_bytes: 4 << 20,
+        parity_percent: 0,
         compression_level: 3,
         walk: tapevault::source::WalkOptions {
             one_file_system: true,
@@ -424,4 +442,53 @@ fn t68_a_transient_read_failure_is_retried_and_a_lasting_one_is_damage() {
     let report = restore_through(i64::MAX, "always");
     assert!(report.problems.has_damage());
     assert!(!report.problems.damaged.is_empty(), "{report:?}");
+}
+
+#[test]
+fn t27_a_volume_sealed_but_never_recorded_is_adopted_by_the_next_run() {
+    // The power goes between a volume's rename and the catalog commit: once for the
+    // first volume of a run, once for the volume that completes the snapshot.
+    for (case, sealed_before) in [("first volume", 0), ("last volume", 1)] {
+        let env = Env::new();
+        std::fs::write(env.src().join("first"), noise(3 << 20, 1)).unwrap();
+        std::fs::write(env.src().join("second"), noise(3 << 20, 2)).unwrap();
+        std::fs::write(env.src().join("small"), b"small").unwrap();
+        let vault = FaultVault {
+            inner: dir_vault(&env),
+            budget: Arc::new(AtomicI64::new(sealed_before)),
+            fault: Fault::AfterSeal,
+            failing_reads: AtomicI64::new(0),
+        };
+        let err = library_backup(&env, &vault).expect_err("the power cut must stop the run");
+        assert!(err.to_string().contains("power cut"), "{case}: {err}");
+        let unrecorded = env.volumes().len();
+        // The next cron run needs no human: it records the orphan and completes.
+        let src = env.src();
+        let out = env
+            .tv(&["backup", src.to_str().unwrap(), "--volume-size", "4M"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{case}: {stderr}");
+        assert!(stderr.contains("recorded now"), "{case}: {stderr}");
+        let (code, list, _) = run_json(env.tv(&["snapshots", "--json"]));
+        assert_eq!(code, 0);
+        let snapshots = list["snapshots"].as_array().unwrap().len();
+        if case == "last volume" && unrecorded == 2 {
+            // The orphan completed the interrupted snapshot: it is whole and listed.
+            assert!(stderr.contains("(1 snapshot)"), "{stderr}");
+            assert_eq!(snapshots, 2, "{list}");
+        }
+        if case == "last volume" {
+            // Everything the orphan holds is deduplicated against, not stored again:
+            // the new run's one volume carries only its snapshot.
+            let volumes = env.volumes();
+            assert_eq!(volumes.len(), unrecorded + 1, "{case}");
+            let newest = std::fs::metadata(volumes.last().unwrap()).unwrap().len();
+            assert!(newest < 1 << 20, "{case}: {newest} bytes stored again");
+        }
+        let (code, report, _) = run_json(env.tv(&["verify", "--json"]));
+        assert_eq!(code, 0, "{case}: {report}");
+        assert_exact_restore(&env, &format!("out-{sealed_before}"));
+    }
 }

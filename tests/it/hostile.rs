@@ -38,6 +38,7 @@ fn a_label() -> Vec<u8> {
         created: 1,
         chunker: "fastcdc2020-v1".into(),
         wrapped_key: wrapped,
+        parity: None,
     }
     .encode()
 }

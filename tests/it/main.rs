@@ -19,6 +19,8 @@ mod exit_codes;
 mod hostile;
 /// Progress, --json shapes, profiles, metrics, shipped examples, exit-code precedence.
 mod operator;
+/// Reed-Solomon parity inside volumes: bursts repaired, or named exactly.
+mod parity;
 /// What an attacker or a curious finder of a cartridge sees.
 mod privacy;
 /// Hostile snapshots and targets: restore never writes outside its target.
