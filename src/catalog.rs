@@ -10,7 +10,7 @@
 //! Does not know about media, tar or encryption.
 
 use crate::crypto::{BlobKind, WrappedKey};
-use crate::error::{at, Error, ErrorKind, Result};
+use crate::error::{at, Error, Result};
 use crate::ids::{ChunkId, SnapshotId, VaultId, VolumeId};
 use crate::model::{Node, PathBytes, SnapshotRecord};
 use crate::volume::{IndexPack, SetEntry};
@@ -678,39 +678,7 @@ pub fn default_dir(vault_address: &str) -> Result<PathBuf> {
     Ok(base.join("tapevault").join(tag))
 }
 
-/// Holds the catalog's run lock until dropped (the kernel releases it if the process dies).
-pub struct RunLock {
-    _file: std::fs::File,
-}
-
 /// Take the exclusive run lock of a catalog, or fail at once naming the holder (exit 6).
-pub fn lock(dir: &Path) -> Result<RunLock> {
-    use std::io::{Read, Seek, Write};
-    let path = dir.join(LOCK_FILE);
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .map_err(at("cannot open lock", &path))?;
-    if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-        let mut holder = String::new();
-        let _ = file.read_to_string(&mut holder);
-        return Err(Error::new(
-            ErrorKind::Busy,
-            format!("the vault is in use by another run ({})", holder.trim()),
-        ));
-    }
-    let host = rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned();
-    let since = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-    let _ = file.set_len(0);
-    let _ = file.rewind();
-    let _ = write!(file, "pid {} on {host} since {since}", std::process::id());
-    let _ = file.flush();
-    Ok(RunLock { _file: file })
+pub fn lock(dir: &Path) -> Result<crate::lock::RunLock> {
+    crate::lock::acquire(&dir.join(LOCK_FILE))
 }

@@ -28,6 +28,7 @@ pub mod drill;
 pub mod error;
 pub mod ids;
 pub mod keys;
+pub mod lock;
 pub mod model;
 pub mod pack;
 pub mod paper;

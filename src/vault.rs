@@ -39,6 +39,9 @@ pub trait Vault: Send {
     /// The object's size and up to `len` bytes from `offset` (fewer at its end):
     /// how a rebuild reaches a label and an index without reading the data between.
     fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<(u64, Vec<u8>)>;
+    /// Take the vault's writer lock: two runs with different catalogs (two hosts)
+    /// must never write the same vault at once. Held until dropped.
+    fn lock_writers(&self) -> Result<crate::lock::RunLock>;
 }
 
 /// An object being written.
@@ -141,6 +144,12 @@ impl Vault for DirVault {
             partial,
             final_path,
         }))
+    }
+
+    fn lock_writers(&self) -> Result<crate::lock::RunLock> {
+        self.check_root()?;
+        // A dot name: never listed as a volume or an unknown object.
+        crate::lock::acquire(&self.root.join(".writer-lock"))
     }
 
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send>> {

@@ -172,6 +172,7 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
             let vault = ctx.vault()?;
             let mut catalog = ctx.catalog_for(vault.as_ref())?;
             let _lock = catalog::lock(&ctx.catalog_dir)?;
+            let _writer = vault.lock_writers()?;
             let key = crate::keys::unlock(&catalog, &ctx.passphrase(false)?)?;
             let excludes = args
                 .exclude
@@ -429,6 +430,7 @@ fn key(ctx: &Context, out: &render::Output, command: KeyCommand) -> Result<u8> {
         KeyCommand::Passwd(args) => {
             let mut catalog = ctx.catalog_for(vault.as_ref())?;
             let _lock = catalog::lock(&ctx.catalog_dir)?;
+            let _writer = vault.lock_writers()?;
             let key = crate::keys::unlock(&catalog, &ctx.passphrase(false)?)?;
             let new = secret::new_passphrase(args.new_passphrase_file.as_deref())?;
             let summary = crate::keys::change_passphrase(vault.as_ref(), &mut catalog, &key, &new)?;

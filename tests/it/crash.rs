@@ -85,6 +85,9 @@ impl Vault for FaultVault {
     ) -> tapevault::error::Result<(u64, Vec<u8>)> {
         self.inner.read_range(name, offset, len)
     }
+    fn lock_writers(&self) -> tapevault::error::Result<tapevault::lock::RunLock> {
+        self.inner.lock_writers()
+    }
 }
 
 impl Write for FaultSink {
@@ -491,4 +494,150 @@ fn t27_a_volume_sealed_but_never_recorded_is_adopted_by_the_next_run() {
         assert_eq!(code, 0, "{case}: {report}");
         assert_exact_restore(&env, &format!("out-{sealed_before}"));
     }
+}
+
+#[test]
+fn t50_a_writer_on_another_host_is_exit_6_naming_it_until_it_lets_go() {
+    let env = two_volume_vault();
+    // Host B: its own catalog of the same vault.
+    let (code, _, stderr) = rebuild_into(&env, "catalog-b");
+    assert_eq!(code, 0, "{stderr}");
+    let catalog_b = env.path("catalog-b");
+    // Host A is writing: its lock in the vault names it.
+    let lock_path = env.vault_dir().join(".writer-lock");
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+    std::fs::write(&lock_path, "pid 777 on host-a since 2026-11-28T02:00:00Z").unwrap();
+    std::fs::write(env.src().join("new"), noise(1 << 20, 50)).unwrap();
+    let src = env.src();
+    let backup_b = [
+        "backup",
+        src.to_str().unwrap(),
+        "--volume-size",
+        "4M",
+        "--catalog",
+        catalog_b.to_str().unwrap(),
+    ];
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = run_json(env.tv(&backup_b));
+    assert_eq!(code, 6, "{stderr}");
+    assert!(stderr.contains("pid 777 on host-a"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // Nothing was written by the refused run; the vault still verifies.
+    let (code, _, stderr) = run_json(env.tv(&["verify"]));
+    assert_eq!(code, 0, "{stderr}");
+    drop(lock);
+    let (code, _, stderr) = run_json(env.tv(&backup_b));
+    assert_eq!(code, 0, "a released lock must not block: {stderr}");
+}
+
+#[test]
+fn t51_a_suspended_holder_keeps_its_lock_and_finishes_safely() {
+    let env = two_volume_vault();
+    std::fs::write(env.src().join("more"), noise(6 << 20, 60)).unwrap();
+    let mut first = spawn_backup(&env);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = rustix::process::Pid::from_child(&first);
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first run ended before it could be stopped"
+    );
+    // The lock has no lease to run out while its holder is stopped: a second run
+    // never takes over, so the first never commits over it.
+    let src = env.src();
+    for _ in 0..2 {
+        let (code, _, stderr) =
+            run_json(env.tv(&["backup", src.to_str().unwrap(), "--volume-size", "4M"]));
+        assert_eq!(code, 6, "{stderr}");
+        assert!(stderr.contains(&format!("pid {}", first.id())), "{stderr}");
+    }
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+    assert!(first.wait().unwrap().success());
+    let (code, _, stderr) = run_json(env.tv(&["verify"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_exact_restore(&env, "out");
+}
+
+/// Run tapevault with the clock set to `when` and running from there (libfaketime).
+fn at_time(env: &Env, when: &str, args: &[&str]) -> (i32, String) {
+    let inner = env.process(args);
+    let mut cmd = std::process::Command::new("faketime");
+    cmd.arg("-f")
+        .arg(format!("@{when}"))
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (name, value) in inner.get_envs() {
+        match value {
+            Some(value) => cmd.env(name, value),
+            None => cmd.env_remove(name),
+        };
+    }
+    let out = cmd
+        .output()
+        .expect("faketime (Debian package faketime, installed by .ci/run) sets the clock");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn t30_clock_jumps_never_reorder_snapshots_or_plans() {
+    let env = Env::new();
+    let file = env.src().join("state");
+    let src = env.src();
+    let backup = ["backup", src.to_str().unwrap(), "--volume-size", "4M"];
+    // The clock goes to 2038, then back to 1970, then to today.
+    for (when, content) in [
+        ("2038-01-19 04:00:00", "written in 2038"),
+        ("1970-01-02 00:00:00", "written in 1970"),
+    ] {
+        std::fs::write(&file, content).unwrap();
+        let (code, stderr) = at_time(&env, when, &backup);
+        assert_eq!(code, 0, "backup at {when}: {stderr}");
+    }
+    let (code, list, _) = run_json(env.tv(&["snapshots", "--json"]));
+    assert_eq!(code, 0);
+    let snapshots = list["snapshots"].as_array().unwrap();
+    assert_eq!(snapshots.len(), 2);
+    assert!(
+        snapshots[0]["time"].as_i64() > snapshots[1]["time"].as_i64(),
+        "the 1970 run is second by sequence, whatever its clock said: {list}"
+    );
+    // "latest" is the last run, at any clock.
+    for when in [
+        "1970-01-01 00:00:10",
+        "2038-01-19 05:00:00",
+        "2106-02-07 00:00:00",
+    ] {
+        let target = env.path(&format!("out-{}", &when[..4]));
+        let (code, stderr) = at_time(
+            &env,
+            when,
+            &["restore", "latest", "--target", target.to_str().unwrap()],
+        );
+        assert_eq!(code, 0, "restore at {when}: {stderr}");
+        let landed = target.join(file.strip_prefix("/").unwrap());
+        assert_eq!(std::fs::read_to_string(landed).unwrap(), "written in 1970");
+        let (code, stderr) = at_time(&env, when, &["verify"]);
+        assert_eq!(code, 0, "verify at {when}: {stderr}");
+    }
+    // A third run at today's clock: still after both, nothing lost or reordered.
+    std::fs::write(&file, "written today").unwrap();
+    env.tv(&backup).assert().success();
+    let (code, report, landed) = env.restore("out-today", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        std::fs::read_to_string(landed.join("state")).unwrap(),
+        "written today"
+    );
+    let (code, _, stderr) = run_json(env.tv(&["drill", "--all"]));
+    assert_eq!(code, 0, "{stderr}");
 }

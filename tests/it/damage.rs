@@ -545,3 +545,86 @@ fn t16_report_text_and_json_agree_and_partial_files_never_look_complete() {
         std::fs::write(&volumes[0], &original).unwrap();
     }
 }
+
+#[test]
+fn t2_a_flip_in_blob_framing_loses_that_blob_only() {
+    let env = Env::new();
+    // One blob per file (under the smallest chunk), so each blob is one file.
+    let names: Vec<String> = (0..12).map(|i| format!("f{i:02}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        std::fs::write(env.src().join(name), noise(100 << 10, 70 + i as u64)).unwrap();
+    }
+    env.backup(&[]);
+    let catalog = tapevault::catalog::Catalog::open(&env.path("catalog"), "test").unwrap();
+    let snapshot = catalog.find_snapshot("latest").unwrap();
+    // Where each file's blob lies in the first volume: (name, pack, start, end).
+    let mut blobs = Vec::new();
+    catalog
+        .for_each_node(&snapshot.id, |node| {
+            if let Some(chunk) = node.chunks.first() {
+                let loc = catalog
+                    .blob_location(&chunk.id, tapevault::crypto::BlobKind::Data)?
+                    .unwrap();
+                if loc.sequence == 1 {
+                    let start = (loc.pack_offset + loc.offset) as usize;
+                    let name = node.path.escaped().rsplit('/').next().unwrap().to_string();
+                    blobs.push((name, loc.pack, start, start + loc.sealed_len as usize));
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    drop(catalog);
+    blobs.sort_by_key(|b| b.2);
+    assert!(blobs.len() >= 4, "{blobs:?}");
+    let volume = env.volumes()[0].clone();
+    let original = std::fs::read(&volume).unwrap();
+    let (pack_at, pack_len) = member_range(&original, "pack-000001.tvp");
+    let header_at = blobs
+        .iter()
+        .filter(|b| b.1 == 1)
+        .map(|b| b.3)
+        .max()
+        .unwrap();
+    let (first, second) = (&blobs[1], &blobs[2]);
+    // (where, which file loses its blob, if any)
+    let cases = [
+        ("first ciphertext byte", first.2, Some(first.0.clone())),
+        ("authentication tag", second.3 - 1, Some(second.0.clone())),
+        ("sealed pack header", header_at + 3, None),
+        ("pack trailer length", pack_at + pack_len - 16, None),
+    ];
+    for (case, at, lost) in cases {
+        let mut damaged = original.clone();
+        damaged[at] ^= 0x40;
+        std::fs::write(&volume, &damaged).unwrap();
+        let (code, report, landed) = env.restore(&format!("out-{}", case.replace(' ', "-")), &[]);
+        let named: Vec<String> = damaged_paths(&report)
+            .iter()
+            .map(|p| p.rsplit('/').next().unwrap().to_string())
+            .collect();
+        match &lost {
+            Some(name) => {
+                assert_eq!(code, 4, "{case}: {report}");
+                assert_eq!(named, vec![name.clone()], "{case}: {report}");
+            }
+            // The catalog frames blobs: the header and trailer are for scans only.
+            None => {
+                assert_eq!(code, 0, "{case}: {report}");
+                assert!(named.is_empty(), "{case}: {report}");
+            }
+        }
+        // The following blobs are not mis-framed: every other file is exact.
+        for name in names.iter().filter(|n| Some(*n) != lost.as_ref()) {
+            assert_eq!(
+                std::fs::read(landed.join(name)).unwrap(),
+                std::fs::read(env.src().join(name)).unwrap(),
+                "{case}: {name}"
+            );
+        }
+        // Keyless verify names the volume in every case.
+        let (code, verify, _) = run_json(env.tv(&["verify", "--json"]));
+        assert_eq!(code, 4, "{case}: {verify}");
+        std::fs::write(&volume, &original).unwrap();
+    }
+}
