@@ -216,7 +216,10 @@ impl Descriptor {
                 originals as usize,
                 recovery as usize,
             )
-            && len.div_ceil(u64::from(shard_bytes)).max(1) == u64::from(originals);
+            && len.div_ceil(u64::from(shard_bytes)).max(1) == u64::from(originals)
+            // No segment and parity is larger than a hold of the reader: a crafted
+            // descriptor must not make it allocate more.
+            && u64::from(originals + recovery) * u64::from(shard_bytes) <= HOLD_LIMIT;
         if !plausible {
             return None;
         }

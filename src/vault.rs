@@ -147,7 +147,17 @@ impl Vault for DirVault {
     }
 
     fn lock_writers(&self) -> Result<crate::lock::RunLock> {
-        self.check_root()?;
+        // An empty folder is an unmounted disk far more often than a vault (T63):
+        // leave no lock file in it.
+        let ours = self.list()?.sealed.iter().any(|name| {
+            crate::keys::is_key_label_name(name) || crate::volume::is_volume_name(name)
+        });
+        if !ours {
+            return Err(Error::missing(format!(
+                "vault {} holds no tapevault label or volume: is it mounted? (nothing was written)",
+                self.address
+            )));
+        }
         // A dot name: never listed as a volume or an unknown object.
         crate::lock::acquire(&self.root.join(".writer-lock"))
     }

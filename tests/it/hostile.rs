@@ -7,6 +7,8 @@ use tapevault::crypto::MasterKey;
 use tapevault::ids::{VaultId, VolumeId};
 use tapevault::volume::{Label, VolumeIndex, VolumeReader};
 
+use crate::util::noise;
+
 /// Random bytes, and random bytes spliced into a valid prefix.
 fn hostile(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
@@ -41,6 +43,23 @@ fn a_label() -> Vec<u8> {
         parity: None,
     }
     .encode()
+}
+
+/// A small volume with parity (512-byte shards, so several segments).
+fn a_parity_volume() -> Vec<u8> {
+    let mut label = Label::decode(&a_label()).unwrap();
+    label.parity = Some(tapevault::parity::ParityLayout {
+        percent: 10,
+        shard_bytes: 512,
+    });
+    let mut writer =
+        tapevault::volume::VolumeWriter::start(Vec::new(), &label, 64 << 20, 0).unwrap();
+    for number in 1..=6 {
+        writer
+            .append_pack(number, &noise(40_000, u64::from(number)), 1)
+            .unwrap();
+    }
+    writer.finish(&[9u8; 2000]).unwrap().sink
 }
 
 proptest! {
@@ -87,6 +106,27 @@ proptest! {
         claimed in 0usize..(4 << 20),
     ) {
         let _ = tapevault::compress::decompress(&bytes, claimed);
+    }
+
+    #[test]
+    fn t41_repairing_reader_never_panics_nor_changes_the_length(
+        bytes in prop_oneof![
+            hostile(a_parity_volume()),
+            // Whole blocks of noise where descriptors and shards should be.
+            (0usize..600, proptest::collection::vec(any::<u8>(), 512..4096)).prop_map(|(block, noise)| {
+                let mut bytes = a_parity_volume();
+                let at = (block * 512).min(bytes.len());
+                let end = (at + noise.len()).min(bytes.len());
+                bytes[at..end].copy_from_slice(&noise[..end - at]);
+                bytes
+            }),
+        ]
+    ) {
+        use std::io::Read;
+        let mut reader = tapevault::parity::RepairingReader::new(&bytes[..]);
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).unwrap();
+        prop_assert_eq!(out.len(), bytes.len());
     }
 
     #[test]
