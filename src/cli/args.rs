@@ -84,7 +84,9 @@ pub enum Command {
     /// against its id and every file against its whole-file BLAKE3 before it gets its real
     /// name; a file that cannot be restored exactly is left as NAME.tapevault-partial and
     /// named with the byte ranges it lacks (exit 4). Nothing is written outside the target:
-    /// unsafe names and link tricks are refused and named.
+    /// unsafe names and link tricks are refused and named. Damage that a volume's parity
+    /// (backup --parity) repairs is listed as "repaired" with its place: the files are
+    /// exact (exit 3), but that medium is failing.
     Restore(RestoreArgs),
     /// List the volumes of the vault and their state
     ///
@@ -106,7 +108,9 @@ pub enum Command {
     ///
     /// Neither writes to the vault. Both continue past damage and record each volume's state
     /// in the catalog (sealed, damaged, missing); backups never deduplicate against a damaged
-    /// or missing volume, so the next backup stores that data again.
+    /// or missing volume, so the next backup stores that data again. A volume written with
+    /// parity whose damage parity repairs reads back exactly as sealed: it is listed as
+    /// repaired (exit 3) and recorded damaged, so the next backup no longer leans on it.
     Verify(VerifyArgs),
     /// Prove a restore works: restore a sample (or all) of a snapshot into scratch space,
     /// check every byte, report timings and an RTO estimate, and record the outcome

@@ -111,7 +111,7 @@ error; nothing half-done is trusted
 usage error
 .TP
 3
-done with warnings (some sources skipped, attributes not applied)
+done with warnings (some sources skipped, attributes not applied, damage repaired from parity)
 .TP
 4
 damage found: some data is missing or wrong; the report names every affected file
