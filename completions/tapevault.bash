@@ -361,7 +361,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__drill)
-            opts="-q -v -h --sample --all --seed --scratch --from-scratch --report --history --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --sample --all --seed --scratch --from-scratch --report --history --copy-vault --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -380,6 +380,10 @@ _tapevault() {
                     return 0
                     ;;
                 --report)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --copy-vault)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1013,7 +1017,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__restore)
-            opts="-q -v -h --target --include --overwrite --plan --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --target --include --overwrite --plan --copy-vault --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1024,6 +1028,10 @@ _tapevault() {
                     return 0
                     ;;
                 --include)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --copy-vault)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -99,6 +99,7 @@ complete -c tapevault -n "__fish_tapevault_using_subcommand ls" -s v -l verbose 
 complete -c tapevault -n "__fish_tapevault_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c tapevault -n "__fish_tapevault_using_subcommand restore" -l target -d 'Folder to restore into; the snapshot\'s absolute paths are recreated below it' -r -F
 complete -c tapevault -n "__fish_tapevault_using_subcommand restore" -l include -d 'Restore only this absolute path and what is below it (repeatable)' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand restore" -l copy-vault -d 'A vault holding copies of the same volumes (a second disk, another site), read for any volume that is missing or damaged here; repeatable, tried in order' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand restore" -l vault -d 'Where the volumes live: dir:/path (a folder on disk, NFS or a removable drive)' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand restore" -l catalog -d 'The catalog folder for this vault [default: $XDG_STATE_HOME/tapevault/<vault hash>]' -r -F
 complete -c tapevault -n "__fish_tapevault_using_subcommand restore" -l passphrase-file -d 'Read the passphrase from this file (one trailing newline is ignored); otherwise TAPEVAULT_PASSPHRASE, otherwise a prompt on the terminal' -r -F
@@ -137,6 +138,7 @@ complete -c tapevault -n "__fish_tapevault_using_subcommand drill" -l sample -d 
 complete -c tapevault -n "__fish_tapevault_using_subcommand drill" -l seed -d 'Seed of the random sample; the report names it so a drill can be repeated exactly [default: random]' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand drill" -l scratch -d 'Make the scratch restore under this folder (it needs room for what is restored) [default: $TMPDIR or /tmp]; the restored files are removed afterwards' -r -F
 complete -c tapevault -n "__fish_tapevault_using_subcommand drill" -l report -d 'Also write the JSON report to this file' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand drill" -l copy-vault -d 'A vault holding copies of the same volumes (a second disk, another site), read for any volume that is missing or damaged here; repeatable, tried in order' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand drill" -l vault -d 'Where the volumes live: dir:/path (a folder on disk, NFS or a removable drive)' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand drill" -l catalog -d 'The catalog folder for this vault [default: $XDG_STATE_HOME/tapevault/<vault hash>]' -r -F
 complete -c tapevault -n "__fish_tapevault_using_subcommand drill" -l passphrase-file -d 'Read the passphrase from this file (one trailing newline is ignored); otherwise TAPEVAULT_PASSPHRASE, otherwise a prompt on the terminal' -r -F

@@ -31,6 +31,8 @@ pub struct DrillOptions {
     pub seed: u64,
     /// Folder under which the scratch restore is made; default the system's temporary folder.
     pub scratch: Option<PathBuf>,
+    /// Vaults holding copies of the same volumes, for what the vault cannot give.
+    pub copy_vaults: Vec<String>,
 }
 
 /// What a drill found.
@@ -72,6 +74,8 @@ pub struct DrillReport {
     pub projected_full_restore_seconds: Option<f64>,
     /// Volume reads that failed with an I/O error and were done again.
     pub retried: Vec<String>,
+    /// What the vault could not give and a `--copy-vault` did.
+    pub from_copies: Vec<String>,
     /// Seconds the whole drill took.
     pub seconds: f64,
     /// Files that did not restore exactly (with the missing byte ranges), refusals,
@@ -176,6 +180,7 @@ pub fn drill(
             })
             .collect(),
         overwrite: false,
+        copy_vaults: options.copy_vaults.clone(),
     };
     let restored = crate::restore::restore(vault, catalog, key, &restore_options, progress);
     remove_scratch(scratch)?;
@@ -194,6 +199,7 @@ pub fn drill(
     }
     report.problems = restored.problems;
     report.retried = restored.retried;
+    report.from_copies = restored.from_copies;
     // The scratch space is gone, so partial copies left there are not worth naming.
     for damage in &mut report.problems.damaged {
         damage.kept_as = None;

@@ -41,6 +41,9 @@ pub struct RestoreOptions {
     pub includes: Vec<PathBuf>,
     /// Replace existing entries (never following symlinks).
     pub overwrite: bool,
+    /// Addresses of other vaults holding copies of the same volumes, tried in order
+    /// for whatever the vault itself cannot give (a missing, damaged or unreadable volume).
+    pub copy_vaults: Vec<String>,
 }
 
 /// A file that was not restored exactly.
@@ -87,6 +90,8 @@ pub struct RestoreReport {
     pub retried: Vec<String>,
     /// Temporary files of an interrupted earlier restore removed (`--overwrite` only).
     pub stale_temps_removed: u64,
+    /// What the vault could not give and a `--copy-vault` did (the data is whole).
+    pub from_copies: Vec<String>,
     /// What could not be restored exactly.
     #[serde(flatten)]
     pub problems: RestoreProblems,
@@ -241,6 +246,11 @@ pub fn restore(
     let started = std::time::Instant::now();
     let record = catalog.find_snapshot(&options.snapshot)?;
     let info = catalog.vault_info()?;
+    let copies = options
+        .copy_vaults
+        .iter()
+        .map(|address| crate::vault::open_vault(address))
+        .collect::<Result<Vec<_>>>()?;
     let includes: Vec<PathBytes> = options
         .includes
         .iter()
@@ -369,73 +379,108 @@ pub fn restore(
             continue;
         };
         let mut done: HashSet<ChunkId> = HashSet::new();
-        progress.on(Event::Reading(&volume.name));
-        // An I/O error (not damage) is read again once, for what is still missing: a
-        // flaky cable or a busy server must not cost data, nor be forgotten (T68).
-        let mut retries = 0;
-        let (outcome, findings) = loop {
-            let remaining: PackBlobs = per_pack
-                .iter()
-                .map(|(number, blobs)| {
-                    let left = blobs.iter().filter(|(id, _)| !done.contains(id));
-                    (*number, left.cloned().collect::<Vec<_>>())
-                })
-                .filter(|(_, blobs)| !blobs.is_empty())
-                .collect();
-            let mut findings = Findings::default();
-            let outcome = vault.open(&volume.name).and_then(|source| {
-                let mut repairing = RepairingReader::new(source);
-                let read = read_volume(
-                    &mut repairing,
-                    volume,
-                    &keys,
-                    &remaining,
-                    &mut findings,
-                    |id, _, plain| {
-                        done.insert(*id);
-                        report
-                            .first_byte_seconds
-                            .get_or_insert(started.elapsed().as_secs_f64());
-                        for (index, offset) in wanted.get(id).map(Vec::as_slice).unwrap_or(&[]) {
-                            let file = &files[*index];
-                            let write = target.dir(&file.parent).and_then(|dir| {
-                                target::open_file(&dir, &file.temp, true)?
-                                    .write_all_at(plain, *offset)
-                            });
-                            if let Err(err) = write {
-                                let file = &mut files[*index];
-                                file.missing.push((*offset, offset + plain.len() as u64));
-                                file.reason.get_or_insert(format!("cannot write: {err}"));
-                            } else {
-                                report.bytes += plain.len() as u64;
-                                progress.on(Event::Bytes(plain.len() as u64));
-                            }
-                        }
-                    },
-                )
-                .map(drop);
-                findings.absorb(&volume.name, repairing.take_log());
-                read
-            });
-            match &outcome {
-                Err(err) if err.kind() == ErrorKind::Io && retries < READ_RETRIES => {
-                    retries += 1;
-                    report
-                        .retried
-                        .push(format!("volume {}: {err}; read again", volume.name));
-                }
-                _ => break (outcome, findings),
+        // What this volume lost, until a copy makes up for it.
+        let mut lost: Vec<String> = Vec::new();
+        let sources = std::iter::once(vault).chain(copies.iter().map(AsRef::as_ref));
+        for (copy, source) in sources.enumerate() {
+            let complete = per_pack.values().flatten().all(|(id, _)| done.contains(id));
+            if copy > 0 && complete {
+                break;
             }
-        };
-        report.problems.volume_errors.extend(findings.damage);
-        report.problems.warnings.extend(findings.warnings);
-        report.problems.repaired.extend(findings.repaired);
-        report.volumes_read.push(volume.name.clone());
-        if let Err(err) = outcome {
-            report
-                .problems
-                .volume_errors
-                .push(format!("volume {} (#{sequence}): {err}", volume.name));
+            let before = done.len();
+            let from = if copy == 0 {
+                String::new()
+            } else {
+                format!(" (copy in {})", source.location())
+            };
+            progress.on(Event::Reading(&volume.name));
+            // An I/O error (not damage) is read again once, for what is still missing: a
+            // flaky cable or a busy server must not cost data, nor be forgotten (T68).
+            let mut retries = 0;
+            let (outcome, findings) = loop {
+                let remaining: PackBlobs = per_pack
+                    .iter()
+                    .map(|(number, blobs)| {
+                        let left = blobs.iter().filter(|(id, _)| !done.contains(id));
+                        (*number, left.cloned().collect::<Vec<_>>())
+                    })
+                    .filter(|(_, blobs)| !blobs.is_empty())
+                    .collect();
+                let mut findings = Findings::default();
+                let outcome = source.open(&volume.name).and_then(|stream| {
+                    let mut repairing = RepairingReader::new(stream);
+                    let read = read_volume(
+                        &mut repairing,
+                        volume,
+                        &keys,
+                        &remaining,
+                        &mut findings,
+                        |id, _, plain| {
+                            done.insert(*id);
+                            report
+                                .first_byte_seconds
+                                .get_or_insert(started.elapsed().as_secs_f64());
+                            for (index, offset) in wanted.get(id).map(Vec::as_slice).unwrap_or(&[])
+                            {
+                                let file = &files[*index];
+                                let write = target.dir(&file.parent).and_then(|dir| {
+                                    target::open_file(&dir, &file.temp, true)?
+                                        .write_all_at(plain, *offset)
+                                });
+                                if let Err(err) = write {
+                                    let file = &mut files[*index];
+                                    file.missing.push((*offset, offset + plain.len() as u64));
+                                    file.reason.get_or_insert(format!("cannot write: {err}"));
+                                } else {
+                                    report.bytes += plain.len() as u64;
+                                    progress.on(Event::Bytes(plain.len() as u64));
+                                }
+                            }
+                        },
+                    )
+                    .map(drop);
+                    findings.absorb(&format!("{}{from}", volume.name), repairing.take_log());
+                    read
+                });
+                match &outcome {
+                    Err(err) if err.kind() == ErrorKind::Io && retries < READ_RETRIES => {
+                        retries += 1;
+                        report
+                            .retried
+                            .push(format!("volume {}{from}: {err}; read again", volume.name));
+                    }
+                    _ => break (outcome, findings),
+                }
+            };
+            lost.extend(
+                findings
+                    .damage
+                    .into_iter()
+                    .map(|why| format!("{why}{from}")),
+            );
+            report.problems.warnings.extend(findings.warnings);
+            report.problems.repaired.extend(findings.repaired);
+            report.volumes_read.push(format!("{}{from}", volume.name));
+            if let Err(err) = outcome {
+                lost.push(format!("volume {} (#{sequence}){from}: {err}", volume.name));
+            }
+            if copy > 0 && done.len() > before {
+                report.from_copies.push(format!(
+                    "volume {}: {} chunks read from the copy in {}",
+                    volume.name,
+                    done.len() - before,
+                    source.location()
+                ));
+            }
+        }
+        if per_pack.values().flatten().all(|(id, _)| done.contains(id)) {
+            // A copy made up for it: the data is whole (verify judges the main vault).
+            report.from_copies.extend(
+                lost.into_iter()
+                    .map(|why| format!("{why}; every chunk was found in a copy")),
+            );
+        } else {
+            report.problems.volume_errors.extend(lost);
         }
         for (id, _) in per_pack.values().flatten() {
             if !done.contains(id) {

@@ -230,6 +230,10 @@ pub struct RestoreArgs {
     /// Only print which volumes would be read, in order, and how many bytes; restore nothing
     #[arg(long)]
     pub plan: bool,
+    /// A vault holding copies of the same volumes (a second disk, another site), read for
+    /// any volume that is missing or damaged here; repeatable, tried in order
+    #[arg(long, value_name = "VAULT")]
+    pub copy_vault: Vec<String>,
 }
 
 /// `verify`.
@@ -274,6 +278,10 @@ pub struct DrillArgs {
     /// List past drills and their outcome instead of running one
     #[arg(long, conflicts_with_all = ["all", "from_scratch", "report"])]
     pub history: bool,
+    /// A vault holding copies of the same volumes (a second disk, another site), read for
+    /// any volume that is missing or damaged here; repeatable, tried in order
+    #[arg(long, value_name = "VAULT")]
+    pub copy_vault: Vec<String>,
 }
 
 /// `key …`.

@@ -266,6 +266,7 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
                 target: args.target.expect("clap requires --target without --plan"),
                 includes: args.include,
                 overwrite: args.overwrite,
+                copy_vaults: args.copy_vault,
             };
             let shown = progress::Shown::new(&out, "restore");
             let report = crate::restore::restore(vault.as_ref(), &catalog, &key, &options, &shown);
@@ -359,6 +360,7 @@ fn drill(
             .seed
             .unwrap_or_else(|| u64::from_le_bytes(crate::ids::random_bytes())),
         scratch: args.scratch,
+        copy_vaults: args.copy_vault,
     };
     // The history goes to the usual catalog; a from-scratch drill works without one.
     let mut catalog = match ctx.catalog_for(vault.as_ref()) {

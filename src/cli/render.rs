@@ -181,9 +181,7 @@ impl Output {
             return self.json(report);
         }
         restore_problems(&report.problems);
-        for retried in &report.retried {
-            eprintln!("tapevault: retried: {retried}");
-        }
+        read_notes(&report.retried, &report.from_copies);
         if self.quiet {
             return;
         }
@@ -298,6 +296,7 @@ impl Output {
             }
         }
         restore_problems(&report.problems);
+        read_notes(&report.retried, &report.from_copies);
         if self.quiet {
             return;
         }
@@ -508,6 +507,16 @@ fn repaired_count(repaired: &[crate::parity::Repair]) -> String {
         String::new()
     } else {
         format!(", {} repaired by parity", volumes.len())
+    }
+}
+
+/// Reads that needed a second try or a copy: the data is whole, one line each on stderr.
+fn read_notes(retried: &[String], from_copies: &[String]) {
+    for retried in retried {
+        eprintln!("tapevault: retried: {retried}");
+    }
+    for note in from_copies {
+        eprintln!("tapevault: from a copy: {note}");
     }
 }
 

@@ -422,6 +422,7 @@ fn t68_a_transient_read_failure_is_retried_and_a_lasting_one_is_damage() {
             target: env.path(into),
             includes: Vec::new(),
             overwrite: false,
+            copy_vaults: Vec::new(),
         };
         tapevault::restore::restore(
             &vault,

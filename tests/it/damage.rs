@@ -31,6 +31,7 @@ fn t1_flipped_bit_names_the_file_and_the_rest_restores() {
 #[test]
 fn t12_lost_volume_names_every_file_and_the_rest_restores() {
     let env = two_volume_vault();
+    copy_dir(&env.vault_dir(), &env.path("vault-copy"));
     let volumes = env.volumes();
     std::fs::remove_file(&volumes[0]).unwrap();
     let (code, report, landed) = env.restore("out", &[]);
@@ -64,6 +65,24 @@ fn t12_lost_volume_names_every_file_and_the_rest_restores() {
     }
     let plan = env.tv(&["volumes"]).output().unwrap();
     assert!(String::from_utf8_lossy(&plan.stdout).contains("MISSING"));
+
+    // A copy of the vault (a second disk) fills the gap: exit 0, exact.
+    let copy = format!("dir:{}", env.path("vault-copy").display());
+    let (code, report, landed) = env.restore("from-copy", &["--copy-vault", &copy]);
+    assert_eq!(code, 0, "{report}");
+    assert_same_tree(&env.src(), &landed);
+    let lost_name = volumes[0].file_name().unwrap().to_str().unwrap();
+    assert!(
+        report["from_copies"].to_string().contains(lost_name),
+        "{report}"
+    );
+    let (code, drill, _) = run_json(env.tv(&["drill", "--all", "--json", "--copy-vault", &copy]));
+    assert_eq!(code, 0, "{drill}");
+    // A copy that lacks the volume too changes nothing: still exit 4, still named.
+    std::fs::remove_file(env.path("vault-copy").join(lost_name)).unwrap();
+    let (code, report, _) = env.restore("from-bad-copy", &["--copy-vault", &copy]);
+    assert_eq!(code, 4, "{report}");
+    assert!(!damaged_paths(&report).is_empty());
 }
 
 #[test]
@@ -626,5 +645,14 @@ fn t2_a_flip_in_blob_framing_loses_that_blob_only() {
         let (code, verify, _) = run_json(env.tv(&["verify", "--json"]));
         assert_eq!(code, 4, "{case}: {verify}");
         std::fs::write(&volume, &original).unwrap();
+    }
+}
+
+/// A plain copy of a dir vault, as `cp -r` to a second disk would make.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }
