@@ -25,6 +25,9 @@ _tapevault() {
             tapevault,drill)
                 cmd="tapevault__subcmd__drill"
                 ;;
+            tapevault,forget)
+                cmd="tapevault__subcmd__forget"
+                ;;
             tapevault,generate)
                 cmd="tapevault__subcmd__generate"
                 ;;
@@ -39,6 +42,9 @@ _tapevault() {
                 ;;
             tapevault,ls)
                 cmd="tapevault__subcmd__ls"
+                ;;
+            tapevault,prune)
+                cmd="tapevault__subcmd__prune"
                 ;;
             tapevault,restore)
                 cmd="tapevault__subcmd__restore"
@@ -73,6 +79,9 @@ _tapevault() {
             tapevault__subcmd__help,drill)
                 cmd="tapevault__subcmd__help__subcmd__drill"
                 ;;
+            tapevault__subcmd__help,forget)
+                cmd="tapevault__subcmd__help__subcmd__forget"
+                ;;
             tapevault__subcmd__help,generate)
                 cmd="tapevault__subcmd__help__subcmd__generate"
                 ;;
@@ -87,6 +96,9 @@ _tapevault() {
                 ;;
             tapevault__subcmd__help,ls)
                 cmd="tapevault__subcmd__help__subcmd__ls"
+                ;;
+            tapevault__subcmd__help,prune)
+                cmd="tapevault__subcmd__help__subcmd__prune"
                 ;;
             tapevault__subcmd__help,restore)
                 cmd="tapevault__subcmd__help__subcmd__restore"
@@ -143,7 +155,7 @@ _tapevault() {
 
     case "${cmd}" in
         tapevault)
-            opts="-q -v -h -V --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help --version init backup snapshots ls restore volumes verify drill catalog key generate help"
+            opts="-q -v -h -V --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help --version init backup snapshots ls restore volumes forget prune verify drill catalog key generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -418,6 +430,88 @@ _tapevault() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tapevault__subcmd__forget)
+            opts="-q -v -h --keep-last --keep-hourly --keep-daily --keep-weekly --keep-monthly --keep-yearly --keep-within --keep-tag --host --tag --utc-offset --dry-run --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --keep-last)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-hourly)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-daily)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-weekly)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-monthly)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-yearly)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-within)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-tag)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tag)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --utc-offset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --vault)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --catalog)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passphrase-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tapevault__subcmd__generate)
             opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -457,7 +551,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__help)
-            opts="init backup snapshots ls restore volumes verify drill catalog key generate help"
+            opts="init backup snapshots ls restore volumes forget prune verify drill catalog key generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -513,6 +607,20 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__help__subcmd__drill)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tapevault__subcmd__help__subcmd__forget)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -625,6 +733,20 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__help__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tapevault__subcmd__help__subcmd__prune)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1016,6 +1138,44 @@ _tapevault() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tapevault__subcmd__prune)
+            opts="-q -v -h --dry-run --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --vault)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --catalog)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passphrase-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tapevault__subcmd__restore)
             opts="-q -v -h --target --include --overwrite --plan --copy-vault --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1147,7 +1307,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__volumes)
-            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --reclaimable --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

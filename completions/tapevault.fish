@@ -41,6 +41,8 @@ complete -c tapevault -n "__fish_tapevault_needs_command" -f -a "snapshots" -d '
 complete -c tapevault -n "__fish_tapevault_needs_command" -f -a "ls" -d 'List the entries of a snapshot'
 complete -c tapevault -n "__fish_tapevault_needs_command" -f -a "restore" -d 'Restore a snapshot (or parts of it) into a folder, checking every byte'
 complete -c tapevault -n "__fish_tapevault_needs_command" -f -a "volumes" -d 'List the volumes of the vault and their state'
+complete -c tapevault -n "__fish_tapevault_needs_command" -f -a "forget" -d 'Forget snapshots by a keep policy (grandfather-father-son); prune then frees space'
+complete -c tapevault -n "__fish_tapevault_needs_command" -f -a "prune" -d 'Delete the volumes that no kept snapshot needs (run after forget)'
 complete -c tapevault -n "__fish_tapevault_needs_command" -f -a "verify" -d 'Check every volume\'s bytes against the catalog (no passphrase needed), or with --deep every blob and file; exit 4 names missing or damaged volumes and files'
 complete -c tapevault -n "__fish_tapevault_needs_command" -f -a "drill" -d 'Prove a restore works: restore a sample (or all) of a snapshot into scratch space, check every byte, report timings and an RTO estimate, and record the outcome'
 complete -c tapevault -n "__fish_tapevault_needs_command" -f -a "catalog" -d 'Catalog maintenance (rebuild from the vault after the catalog was lost)'
@@ -118,10 +120,44 @@ complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -l passphra
 complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -l profile -d 'Take unset options from this profile of the config file (see --config)' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -l config -d 'The config file holding [profiles.NAME] tables [default: $XDG_CONFIG_HOME/tapevault/config.toml]' -r -F
 complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -l metrics-file -d 'After backup, verify or drill, write Prometheus metrics (node_exporter textfile format) to this file, atomically, whether the run succeeded or not' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -l reclaimable -d 'Only the volumes no kept snapshot needs (what prune would delete)'
 complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -s q -l quiet -d 'Print only errors'
 complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-last -d 'Keep the N newest snapshots' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-hourly -d 'Keep the newest snapshot of each of the N most recent hours that have one' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-daily -d '… of each of the N most recent days' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-weekly -d '… of each of the N most recent ISO weeks (Monday to Sunday)' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-monthly -d '… of each of the N most recent months' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-yearly -d '… of each of the N most recent years' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-within -d 'Keep every snapshot within this long of the newest one, e.g. 30d, 12h, 1y' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-tag -d 'Keep every snapshot carrying this tag (repeatable)' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l host -d 'Judge only snapshots of this host (repeatable)' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l tag -d 'Judge only snapshots carrying this tag (repeatable)' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l utc-offset -d 'Count hours, days, weeks, months and years at this offset from UTC, e.g. +01:00' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l vault -d 'Where the volumes live: dir:/path (a folder on disk, NFS or a removable drive)' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l catalog -d 'The catalog folder for this vault [default: $XDG_STATE_HOME/tapevault/<vault hash>]' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l passphrase-file -d 'Read the passphrase from this file (one trailing newline is ignored); otherwise TAPEVAULT_PASSPHRASE, otherwise a prompt on the terminal' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l profile -d 'Take unset options from this profile of the config file (see --config)' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l config -d 'The config file holding [profiles.NAME] tables [default: $XDG_CONFIG_HOME/tapevault/config.toml]' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l metrics-file -d 'After backup, verify or drill, write Prometheus metrics (node_exporter textfile format) to this file, atomically, whether the run succeeded or not' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l dry-run -d 'Print what would be kept and forgotten, and why; change nothing'
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -s q -l quiet -d 'Print only errors'
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c tapevault -n "__fish_tapevault_using_subcommand prune" -l vault -d 'Where the volumes live: dir:/path (a folder on disk, NFS or a removable drive)' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand prune" -l catalog -d 'The catalog folder for this vault [default: $XDG_STATE_HOME/tapevault/<vault hash>]' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand prune" -l passphrase-file -d 'Read the passphrase from this file (one trailing newline is ignored); otherwise TAPEVAULT_PASSPHRASE, otherwise a prompt on the terminal' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand prune" -l profile -d 'Take unset options from this profile of the config file (see --config)' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand prune" -l config -d 'The config file holding [profiles.NAME] tables [default: $XDG_CONFIG_HOME/tapevault/config.toml]' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand prune" -l metrics-file -d 'After backup, verify or drill, write Prometheus metrics (node_exporter textfile format) to this file, atomically, whether the run succeeded or not' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand prune" -l dry-run -d 'List the volumes that would be deleted and the space they hold; delete nothing'
+complete -c tapevault -n "__fish_tapevault_using_subcommand prune" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c tapevault -n "__fish_tapevault_using_subcommand prune" -s q -l quiet -d 'Print only errors'
+complete -c tapevault -n "__fish_tapevault_using_subcommand prune" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c tapevault -n "__fish_tapevault_using_subcommand prune" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c tapevault -n "__fish_tapevault_using_subcommand verify" -l snapshot -d 'With --deep: check only this snapshot\'s blobs and files (id prefix or \'latest\')' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand verify" -l vault -d 'Where the volumes live: dir:/path (a folder on disk, NFS or a removable drive)' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand verify" -l catalog -d 'The catalog folder for this vault [default: $XDG_STATE_HOME/tapevault/<vault hash>]' -r -F
@@ -238,18 +274,20 @@ complete -c tapevault -n "__fish_tapevault_using_subcommand generate" -l json -d
 complete -c tapevault -n "__fish_tapevault_using_subcommand generate" -s q -l quiet -d 'Print only errors'
 complete -c tapevault -n "__fish_tapevault_using_subcommand generate" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c tapevault -n "__fish_tapevault_using_subcommand generate" -s h -l help -d 'Print help'
-complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes verify drill catalog key generate help" -f -a "init" -d 'Create a new vault and its catalog, with a fresh random key wrapped by your passphrase'
-complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes verify drill catalog key generate help" -f -a "backup" -d 'Back up files and folders into new volumes of the vault'
-complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes verify drill catalog key generate help" -f -a "snapshots" -d 'List the snapshots in the catalog, oldest first'
-complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes verify drill catalog key generate help" -f -a "ls" -d 'List the entries of a snapshot'
-complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes verify drill catalog key generate help" -f -a "restore" -d 'Restore a snapshot (or parts of it) into a folder, checking every byte'
-complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes verify drill catalog key generate help" -f -a "volumes" -d 'List the volumes of the vault and their state'
-complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes verify drill catalog key generate help" -f -a "verify" -d 'Check every volume\'s bytes against the catalog (no passphrase needed), or with --deep every blob and file; exit 4 names missing or damaged volumes and files'
-complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes verify drill catalog key generate help" -f -a "drill" -d 'Prove a restore works: restore a sample (or all) of a snapshot into scratch space, check every byte, report timings and an RTO estimate, and record the outcome'
-complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes verify drill catalog key generate help" -f -a "catalog" -d 'Catalog maintenance (rebuild from the vault after the catalog was lost)'
-complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes verify drill catalog key generate help" -f -a "key" -d 'Key management: paper key export and import, passphrase change'
-complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes verify drill catalog key generate help" -f -a "generate" -d 'Generate man pages (for packaging)'
-complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes verify drill catalog key generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes forget prune verify drill catalog key generate help" -f -a "init" -d 'Create a new vault and its catalog, with a fresh random key wrapped by your passphrase'
+complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes forget prune verify drill catalog key generate help" -f -a "backup" -d 'Back up files and folders into new volumes of the vault'
+complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes forget prune verify drill catalog key generate help" -f -a "snapshots" -d 'List the snapshots in the catalog, oldest first'
+complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes forget prune verify drill catalog key generate help" -f -a "ls" -d 'List the entries of a snapshot'
+complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes forget prune verify drill catalog key generate help" -f -a "restore" -d 'Restore a snapshot (or parts of it) into a folder, checking every byte'
+complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes forget prune verify drill catalog key generate help" -f -a "volumes" -d 'List the volumes of the vault and their state'
+complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes forget prune verify drill catalog key generate help" -f -a "forget" -d 'Forget snapshots by a keep policy (grandfather-father-son); prune then frees space'
+complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes forget prune verify drill catalog key generate help" -f -a "prune" -d 'Delete the volumes that no kept snapshot needs (run after forget)'
+complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes forget prune verify drill catalog key generate help" -f -a "verify" -d 'Check every volume\'s bytes against the catalog (no passphrase needed), or with --deep every blob and file; exit 4 names missing or damaged volumes and files'
+complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes forget prune verify drill catalog key generate help" -f -a "drill" -d 'Prove a restore works: restore a sample (or all) of a snapshot into scratch space, check every byte, report timings and an RTO estimate, and record the outcome'
+complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes forget prune verify drill catalog key generate help" -f -a "catalog" -d 'Catalog maintenance (rebuild from the vault after the catalog was lost)'
+complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes forget prune verify drill catalog key generate help" -f -a "key" -d 'Key management: paper key export and import, passphrase change'
+complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes forget prune verify drill catalog key generate help" -f -a "generate" -d 'Generate man pages (for packaging)'
+complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes forget prune verify drill catalog key generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tapevault -n "__fish_tapevault_using_subcommand help; and __fish_seen_subcommand_from catalog" -f -a "rebuild" -d 'Build a new catalog from the vault and the passphrase alone (the catalog folder must not exist yet); reads every volume, never writes to the vault'
 complete -c tapevault -n "__fish_tapevault_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "export" -d 'Print the master key and vault id as a paper key, to be printed and kept offline'
 complete -c tapevault -n "__fish_tapevault_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "import" -d 'Make a working catalog from a paper key after the passphrase was lost, under a new passphrase (rebuilds the catalog from the vault when there is none)'

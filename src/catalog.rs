@@ -305,11 +305,22 @@ impl Catalog {
             .optional()?)
     }
 
-    /// Every volume, in sequence order.
+    /// Every volume of the vault, in sequence order (pruned ones, and ones being
+    /// pruned, are no longer part of it).
     pub fn volumes(&self) -> Result<Vec<VolumeRow>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT sequence, volume_id, name, state, bytes, blake3, created FROM volumes ORDER BY sequence",
-        )?;
+        self.volumes_where("state NOT IN ('pruning', 'pruned')")
+    }
+
+    /// Volumes a prune decided to delete and may not have finished deleting.
+    pub fn volumes_being_pruned(&self) -> Result<Vec<VolumeRow>> {
+        self.volumes_where("state = 'pruning'")
+    }
+
+    fn volumes_where(&self, condition: &str) -> Result<Vec<VolumeRow>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT sequence, volume_id, name, state, bytes, blake3, created FROM volumes \
+             WHERE {condition} ORDER BY sequence"
+        ))?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -335,6 +346,53 @@ impl Catalog {
             });
         }
         Ok(out)
+    }
+
+    /// Forget snapshots: they leave every list and their nodes are dropped; the
+    /// volumes they used become reclaimable once no kept snapshot needs them.
+    pub fn forget_snapshots(&mut self, ids: &[SnapshotId]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for id in ids {
+            tx.execute(
+                "DELETE FROM nodes WHERE snapshot = ?1",
+                params![id.to_string()],
+            )?;
+            tx.execute(
+                "UPDATE snapshots SET state = 'forgotten' WHERE id = ?1",
+                params![id.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The volume that completed each kept snapshot (its index holds the record).
+    pub fn completing_volumes(&self) -> Result<Vec<u64>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT sequence FROM snapshots WHERE state = 'complete'")?;
+        let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+        rows.map(|r| Ok(r? as u64)).collect()
+    }
+
+    /// Start pruning volumes: from now on nothing deduplicates against them and no
+    /// list shows them; their files may then be deleted.
+    pub fn begin_pruning(&mut self, sequences: &[u64]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for sequence in sequences {
+            let sequence = *sequence as i64;
+            tx.execute(
+                "DELETE FROM blobs WHERE pack IN (SELECT id FROM packs WHERE sequence = ?1)",
+                params![sequence],
+            )?;
+            tx.execute("DELETE FROM packs WHERE sequence = ?1", params![sequence])?;
+            tx.execute(
+                "UPDATE volumes SET state = 'pruning' WHERE sequence = ?1",
+                params![sequence],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Record what a check found about a volume: `sealed`, `damaged` or `missing`.

@@ -105,6 +105,26 @@ impl MasterKey {
         VolumeKey(derive("tapevault v1 volume key", &[&self.0, &volume.0]))
     }
 
+    /// Encrypt a vault record (forget, prune) of `kind` with id `id` (one record per id,
+    /// so a fixed nonce is unique).
+    pub fn seal_record(&self, vault: VaultId, kind: &str, id: &[u8; 16], plain: &[u8]) -> Vec<u8> {
+        let key = derive("tapevault v1 record key", &[&self.0, id]);
+        encrypt(&cipher(&key), 0, &record_aad(vault, kind, id), plain)
+    }
+
+    /// Decrypt a vault record; fails if it was altered, moved or renamed to another kind.
+    pub fn open_record(
+        &self,
+        vault: VaultId,
+        kind: &str,
+        id: &[u8; 16],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
+        let key = derive("tapevault v1 record key", &[&self.0, id]);
+        decrypt(&cipher(&key), 0, &record_aad(vault, kind, id), sealed)
+            .ok_or_else(|| Error::corrupt(format!("{kind} record failed authentication")))
+    }
+
     /// A public fingerprint of this key, pinned in the catalog.
     pub fn fingerprint(&self) -> String {
         to_hex(&derive("tapevault v1 fingerprint", &[&self.0])[..16])
@@ -190,6 +210,14 @@ fn blob_aad(vault: VaultId, kind: BlobKind, id: &ChunkId) -> [u8; 53] {
     aad[4..20].copy_from_slice(&vault.0);
     aad[20] = kind.code();
     aad[21..53].copy_from_slice(&id.0);
+    aad
+}
+
+fn record_aad(vault: VaultId, kind: &str, id: &[u8; 16]) -> Vec<u8> {
+    let mut aad = b"TVN1".to_vec();
+    aad.extend_from_slice(&vault.0);
+    aad.extend_from_slice(id);
+    aad.extend_from_slice(kind.as_bytes());
     aad
 }
 

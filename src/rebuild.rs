@@ -259,6 +259,11 @@ fn fill(
     names: &[String],
 ) -> Result<RebuildSummary> {
     let mut summary = RebuildSummary::default();
+    // What forget and prune removed on purpose stays removed.
+    let (forgotten, problems) = crate::prune::forgotten_in_vault(vault, key, vault_id)?;
+    summary.problems.extend(problems);
+    let (pruned, problems) = crate::prune::pruned_in_vault(vault, key, vault_id)?;
+    summary.problems.extend(problems);
     let mut found = Found::default();
     // Volumes the catalog already holds are known, not missing.
     for volume in catalog.volumes()? {
@@ -267,6 +272,8 @@ fn fill(
     let mut label_damaged = Vec::new();
     for name in names {
         match scan_volume(vault, name, vault_id, key, None) {
+            // A volume a prune was deleting when it stopped: gone on purpose.
+            Ok(scanned) if pruned.contains(&scanned.row.volume_id) => {}
             Ok(scanned) => found.record(catalog, name, scanned, &mut summary)?,
             Err(ScanError::LabelDamaged(err)) => label_damaged.push((name, err)),
             Err(ScanError::Other(err)) => summary.problems.push(format!("{name}: {err}")),
@@ -302,7 +309,9 @@ fn fill(
     let mut lost: Vec<&SetEntry> = found
         .set
         .values()
-        .filter(|entry| !found.seen.contains_key(&entry.sequence))
+        .filter(|entry| {
+            !found.seen.contains_key(&entry.sequence) && !pruned.contains(&entry.volume_id)
+        })
         .collect();
     lost.sort_by_key(|entry| entry.sequence);
     for entry in lost {
@@ -329,6 +338,9 @@ fn fill(
         )));
     }
     for (record, sequence) in found.snapshots {
+        if forgotten.contains(&record.id) {
+            continue;
+        }
         match load_tree(vault, catalog, key, vault_id, &record.tree) {
             Ok(nodes) => {
                 catalog.begin_snapshot(&record.id)?;

@@ -39,6 +39,8 @@ pub trait Vault: Send {
     /// The object's size and up to `len` bytes from `offset` (fewer at its end):
     /// how a rebuild reaches a label and an index without reading the data between.
     fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<(u64, Vec<u8>)>;
+    /// Delete a sealed object (prune); deleting one that is already gone succeeds.
+    fn delete(&self, name: &str) -> Result<()>;
     /// Take the vault's writer lock: two runs with different catalogs (two hosts)
     /// must never write the same vault at once. Held until dropped.
     fn lock_writers(&self) -> Result<crate::lock::RunLock>;
@@ -144,6 +146,15 @@ impl Vault for DirVault {
             partial,
             final_path,
         }))
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        let path = self.root.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.root),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(Error::io("cannot delete", &path, err)),
+        }
     }
 
     fn lock_writers(&self) -> Result<crate::lock::RunLock> {

@@ -66,8 +66,12 @@ impl VerifyReport {
         !self.abandoned.is_empty() || !self.extra.is_empty() || !self.repaired.is_empty()
     }
 
-    fn start(listing: &Listing, volumes: &[VolumeRow]) -> VerifyReport {
-        VerifyReport {
+    /// Abandoned volumes, and volumes the catalog does not know (volumes a prune is
+    /// still deleting are known).
+    fn start(listing: &Listing, catalog: &Catalog) -> Result<VerifyReport> {
+        let mut volumes = catalog.volumes()?;
+        volumes.extend(catalog.volumes_being_pruned()?);
+        Ok(VerifyReport {
             abandoned: listing.partial.clone(),
             extra: listing
                 .sealed
@@ -78,7 +82,7 @@ impl VerifyReport {
                 .cloned()
                 .collect(),
             ..VerifyReport::default()
-        }
+        })
     }
 
     /// File a volume's outcome: `None` is healthy, else a reason it is damaged.
@@ -140,7 +144,7 @@ pub fn verify(
 ) -> Result<VerifyReport> {
     let listing = vault.list()?;
     let volumes = catalog.volumes()?;
-    let mut report = VerifyReport::start(&listing, &volumes);
+    let mut report = VerifyReport::start(&listing, catalog)?;
     planned(&volumes, progress);
     for volume in &volumes {
         progress.on(Event::Reading(&volume.name));
@@ -333,7 +337,7 @@ pub fn deep(
         None => catalog.snapshots()?,
     };
     let mut report = DeepReport {
-        volumes: VerifyReport::start(&listing, &volumes),
+        volumes: VerifyReport::start(&listing, catalog)?,
         ..DeepReport::default()
     };
     // Which blobs to open, per volume: all of them, or what the one snapshot uses.

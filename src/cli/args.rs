@@ -92,7 +92,31 @@ pub enum Command {
     ///
     /// States: sealed (healthy when last checked), damaged or missing (as found by verify),
     /// MISSING (not in the vault now), abandoned (an unfinished volume of a crashed run).
-    Volumes,
+    /// With --reclaimable: only the volumes no kept snapshot needs (what prune would delete).
+    Volumes(VolumesArgs),
+    /// Forget snapshots by a keep policy (grandfather-father-son); prune then frees space
+    ///
+    /// Snapshots are judged per host and set of paths, newest first (by the order the
+    /// backups ran, never by their clocks). A snapshot is kept if any rule keeps it:
+    /// --keep-last N keeps the N newest; --keep-hourly/daily/weekly/monthly/yearly N keep
+    /// the newest snapshot of each of the N most recent hours, days, ISO weeks, months or
+    /// years that have one; --keep-within 30d keeps all within that long of the newest
+    /// snapshot; --keep-tag T keeps every snapshot tagged T. As in restic, except that
+    /// periods are counted at a fixed --utc-offset (default UTC), not local time with
+    /// daylight saving. --host and --tag limit which snapshots are judged; others are kept.
+    ///
+    /// A forget is written to the vault before the catalog changes, so no catalog rebuild
+    /// brings a forgotten snapshot back. It deletes no data: run prune for that. Use
+    /// --dry-run first: it prints every snapshot with the rules that keep it.
+    Forget(ForgetArgs),
+    /// Delete the volumes that no kept snapshot needs (run after forget)
+    ///
+    /// A volume is deleted only when no blob in it is used by a kept snapshot and it
+    /// completes none. The plan is written to the vault and the catalog before any volume
+    /// is deleted, so a prune stopped at any point is finished by the next one, and a
+    /// rebuilt catalog knows the deleted volumes were removed on purpose. --dry-run lists
+    /// them and the space they hold.
+    Prune(PruneArgs),
     /// Check every volume's bytes against the catalog (no passphrase needed), or with
     /// --deep every blob and file; exit 4 names missing or damaged volumes and files
     ///
@@ -234,6 +258,63 @@ pub struct RestoreArgs {
     /// any volume that is missing or damaged here; repeatable, tried in order
     #[arg(long, value_name = "VAULT")]
     pub copy_vault: Vec<String>,
+}
+
+/// `volumes`.
+#[derive(Debug, Args)]
+pub struct VolumesArgs {
+    /// Only the volumes no kept snapshot needs (what prune would delete)
+    #[arg(long)]
+    pub reclaimable: bool,
+}
+
+/// `forget`.
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Keep the N newest snapshots
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub keep_last: usize,
+    /// Keep the newest snapshot of each of the N most recent hours that have one
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub keep_hourly: usize,
+    /// … of each of the N most recent days
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub keep_daily: usize,
+    /// … of each of the N most recent ISO weeks (Monday to Sunday)
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub keep_weekly: usize,
+    /// … of each of the N most recent months
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub keep_monthly: usize,
+    /// … of each of the N most recent years
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub keep_yearly: usize,
+    /// Keep every snapshot within this long of the newest one, e.g. 30d, 12h, 1y
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+    /// Keep every snapshot carrying this tag (repeatable)
+    #[arg(long, value_name = "TAG")]
+    pub keep_tag: Vec<String>,
+    /// Judge only snapshots of this host (repeatable)
+    #[arg(long, value_name = "HOST")]
+    pub host: Vec<String>,
+    /// Judge only snapshots carrying this tag (repeatable)
+    #[arg(long, value_name = "TAG")]
+    pub tag: Vec<String>,
+    /// Count hours, days, weeks, months and years at this offset from UTC, e.g. +01:00
+    #[arg(long, default_value = "Z", value_name = "+HH:MM")]
+    pub utc_offset: String,
+    /// Print what would be kept and forgotten, and why; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// List the volumes that would be deleted and the space they hold; delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `verify`.

@@ -280,11 +280,67 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
         }
         Command::Drill(args) => drill(&ctx, &out, args, measured),
         Command::Key(command) => key(&ctx, &out, command),
-        Command::Volumes => {
+        Command::Volumes(args) => {
             let catalog = ctx.catalog_for(ctx.vault()?.as_ref())?;
             let listing = ctx.vault()?.list()?;
-            out.volumes(&catalog.volumes()?, &listing);
+            let volumes = if args.reclaimable {
+                crate::prune::reclaimable(&catalog)?.0
+            } else {
+                catalog.volumes()?
+            };
+            out.volumes(&volumes, &listing);
             Ok(exit::OK)
+        }
+        Command::Forget(args) => {
+            let policy = crate::retention::Policy {
+                last: args.keep_last,
+                hourly: args.keep_hourly,
+                daily: args.keep_daily,
+                weekly: args.keep_weekly,
+                monthly: args.keep_monthly,
+                yearly: args.keep_yearly,
+                within_seconds: args
+                    .keep_within
+                    .as_deref()
+                    .map(|d| {
+                        humantime::parse_duration(d)
+                            .map(|d| d.as_secs())
+                            .map_err(|e| Error::usage(format!("--keep-within {d:?}: {e}")))
+                    })
+                    .transpose()?,
+                tags: args.keep_tag,
+                utc_offset_seconds: crate::retention::parse_utc_offset(&args.utc_offset)
+                    .ok_or_else(|| {
+                        Error::usage(format!(
+                            "--utc-offset {:?}: write it as +HH:MM or -HH:MM, or Z",
+                            args.utc_offset
+                        ))
+                    })?,
+            };
+            let options = crate::prune::ForgetOptions {
+                policy,
+                hosts: args.host,
+                tags: args.tag,
+                dry_run: args.dry_run,
+            };
+            let vault = ctx.vault()?;
+            let mut catalog = ctx.catalog_for(vault.as_ref())?;
+            let _lock = catalog::lock(&ctx.catalog_dir)?;
+            let _writer = vault.lock_writers()?;
+            let key = crate::keys::unlock(&catalog, &ctx.passphrase(false)?)?;
+            let report = crate::prune::forget(vault.as_ref(), &mut catalog, &key, &options)?;
+            out.forget(&report);
+            Ok(exit::for_report(false, !report.warnings.is_empty()))
+        }
+        Command::Prune(args) => {
+            let vault = ctx.vault()?;
+            let mut catalog = ctx.catalog_for(vault.as_ref())?;
+            let _lock = catalog::lock(&ctx.catalog_dir)?;
+            let _writer = vault.lock_writers()?;
+            let key = crate::keys::unlock(&catalog, &ctx.passphrase(false)?)?;
+            let report = crate::prune::prune(vault.as_ref(), &mut catalog, &key, args.dry_run)?;
+            out.prune(&report);
+            Ok(exit::for_report(false, !report.warnings.is_empty()))
         }
         Command::Verify(args) => {
             let vault = ctx.vault()?;

@@ -44,6 +44,19 @@ impl Output {
         );
     }
 
+    /// The report as JSON, or its warnings on stderr; true when nothing more is to be
+    /// printed (JSON, or --quiet).
+    fn json_or_warnings(&self, report: &impl Serialize, warnings: &[String]) -> bool {
+        if self.json {
+            self.json(report);
+            return true;
+        }
+        for warning in warnings {
+            eprintln!("tapevault: warning: {warning}");
+        }
+        self.quiet
+    }
+
     pub fn init(&self, summary: &InitSummary, address: &str) {
         if self.json {
             return self.json(summary);
@@ -58,13 +71,7 @@ impl Output {
     }
 
     pub fn backup(&self, summary: &BackupSummary) {
-        if self.json {
-            return self.json(summary);
-        }
-        for warning in &summary.warnings {
-            eprintln!("tapevault: warning: {warning}");
-        }
-        if self.quiet {
+        if self.json_or_warnings(summary, &summary.warnings) {
             return;
         }
         for name in &summary.abandoned_volumes {
@@ -406,6 +413,70 @@ impl Output {
         }
     }
 
+    pub fn forget(&self, report: &crate::prune::ForgetReport) {
+        if self.json_or_warnings(report, &report.warnings) {
+            return;
+        }
+        let mut group = None;
+        for d in &report.decisions {
+            if group != Some(&d.group) {
+                println!("{}", d.group);
+                group = Some(&d.group);
+            }
+            let time = humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(d.time.max(0) as u64),
+            );
+            println!(
+                "  {}  {}  {time}  {}",
+                if d.keep { "keep  " } else { "forget" },
+                &d.id[..8],
+                d.reasons.join(", ")
+            );
+        }
+        println!(
+            "{} {} snapshots, kept {}{}",
+            if report.dry_run {
+                "would forget"
+            } else {
+                "forgot"
+            },
+            report.removed,
+            report.kept,
+            dry_run_note(report.dry_run)
+        );
+    }
+
+    pub fn prune(&self, report: &crate::prune::PruneReport) {
+        if self.json_or_warnings(report, &report.warnings) {
+            return;
+        }
+        for v in &report.volumes {
+            println!(
+                "{} {} (#{}, {})",
+                if report.dry_run {
+                    "would delete"
+                } else {
+                    "deleted"
+                },
+                v.name,
+                v.sequence,
+                bytes(v.bytes)
+            );
+        }
+        println!(
+            "{} {} in {} volumes; {} volumes kept{}",
+            if report.dry_run {
+                "would free"
+            } else {
+                "freed"
+            },
+            bytes(report.bytes_freed),
+            report.volumes.len(),
+            report.volumes_kept,
+            dry_run_note(report.dry_run)
+        );
+    }
+
     pub fn volumes(&self, volumes: &[VolumeRow], listing: &Listing) {
         let abandoned: Vec<&String> = listing.partial.iter().collect();
         let missing: Vec<&VolumeRow> = volumes
@@ -497,6 +568,14 @@ fn restore_problems(problems: &crate::restore::RestoreProblems) {
         eprintln!("tapevault: warning: {w}");
     }
     repairs(&problems.repaired);
+}
+
+fn dry_run_note(dry_run: bool) -> &'static str {
+    if dry_run {
+        " (dry run: nothing changed)"
+    } else {
+        ""
+    }
 }
 
 /// ", N repaired by parity" when parity repaired volumes.

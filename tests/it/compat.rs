@@ -64,11 +64,3 @@ fn golden_vault_v1_small_restores_exactly_forever() {
         assert_eq!(blake3::hash(&bytes).to_hex().as_str(), hash, "{path}");
     }
 }
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-}

@@ -647,12 +647,3 @@ fn t2_a_flip_in_blob_framing_loses_that_blob_only() {
         std::fs::write(&volume, &original).unwrap();
     }
 }
-
-/// A plain copy of a dir vault, as `cp -r` to a second disk would make.
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-}

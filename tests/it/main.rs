@@ -25,3 +25,5 @@ mod parity;
 mod privacy;
 /// Hostile snapshots and targets: restore never writes outside its target.
 mod restore_safety;
+/// Forget and prune: nothing a kept snapshot needs is ever deleted.
+mod retention;

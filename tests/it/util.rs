@@ -419,3 +419,35 @@ pub fn flip_first_chunk_of(env: &Env, name: &str) -> String {
     std::fs::write(&path, &bytes).unwrap();
     chunk
 }
+
+/// Run tapevault with the clock set to `when` and running from there (libfaketime).
+pub fn at_time(env: &Env, when: &str, args: &[&str]) -> (i32, String) {
+    let inner = env.process(args);
+    let mut cmd = std::process::Command::new("faketime");
+    cmd.arg("-f")
+        .arg(format!("@{when}"))
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (name, value) in inner.get_envs() {
+        match value {
+            Some(value) => cmd.env(name, value),
+            None => cmd.env_remove(name),
+        };
+    }
+    let out = cmd
+        .output()
+        .expect("faketime (Debian package faketime, installed by .ci/run) sets the clock");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A plain copy of a folder's files, as `cp -r` to a second disk would make.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
