@@ -127,10 +127,10 @@ complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -s v -l ver
 complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-last -d 'Keep the N newest snapshots' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-hourly -d 'Keep the newest snapshot of each of the N most recent hours that have one' -r
-complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-daily -d '… of each of the N most recent days' -r
-complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-weekly -d '… of each of the N most recent ISO weeks (Monday to Sunday)' -r
-complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-monthly -d '… of each of the N most recent months' -r
-complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-yearly -d '… of each of the N most recent years' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-daily -d 'Keep the newest snapshot of each of the N most recent days that have one' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-weekly -d 'Keep the newest snapshot of each of the N most recent ISO weeks (Monday to Sunday) that have one' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-monthly -d 'Keep the newest snapshot of each of the N most recent months that have one' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-yearly -d 'Keep the newest snapshot of each of the N most recent years that have one' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-within -d 'Keep every snapshot within this long of the newest one, e.g. 30d, 12h, 1y' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-tag -d 'Keep every snapshot carrying this tag (repeatable)' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l host -d 'Judge only snapshots of this host (repeatable)' -r

@@ -277,16 +277,16 @@ pub struct ForgetArgs {
     /// Keep the newest snapshot of each of the N most recent hours that have one
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub keep_hourly: usize,
-    /// … of each of the N most recent days
+    /// Keep the newest snapshot of each of the N most recent days that have one
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub keep_daily: usize,
-    /// … of each of the N most recent ISO weeks (Monday to Sunday)
+    /// Keep the newest snapshot of each of the N most recent ISO weeks (Monday to Sunday) that have one
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub keep_weekly: usize,
-    /// … of each of the N most recent months
+    /// Keep the newest snapshot of each of the N most recent months that have one
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub keep_monthly: usize,
-    /// … of each of the N most recent years
+    /// Keep the newest snapshot of each of the N most recent years that have one
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub keep_yearly: usize,
     /// Keep every snapshot within this long of the newest one, e.g. 30d, 12h, 1y
