@@ -193,7 +193,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__backup)
-            opts="-q -v -h --volume-size --parity --compression-level --exclude --tag --cross-file-systems --threads --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --volume-size --parity --new-set --compression-level --exclude --tag --cross-file-systems --threads --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

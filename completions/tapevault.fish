@@ -74,6 +74,7 @@ complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l passphras
 complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l profile -d 'Take unset options from this profile of the config file (see --config)' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l config -d 'The config file holding [profiles.NAME] tables [default: $XDG_CONFIG_HOME/tapevault/config.toml]' -r -F
 complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l metrics-file -d 'After backup, verify or drill, write Prometheus metrics (node_exporter textfile format) to this file, atomically, whether the run succeeded or not' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l new-set -d 'Start an independent volume set: store everything again, deduplicating against no earlier volume, so this set alone restores this snapshot (the weekly offsite full of a rotation). Later backups join the newest set'
 complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l cross-file-systems -d 'Descend into other filesystems mounted below the sources'
 complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -s q -l quiet -d 'Print only errors'

@@ -42,6 +42,8 @@ pub struct BackupOptions {
     pub volume_size_bytes: u64,
     /// Reed-Solomon parity in each volume, percent (0 = none).
     pub parity_percent: u8,
+    /// Start an independent volume set: deduplicate against nothing written before.
+    pub new_set: bool,
     /// zstd level.
     pub compression_level: i32,
     /// Walk options.
@@ -208,7 +210,16 @@ pub fn backup(
 
     let ids = key.chunk_id_key();
     let params = ChunkParams::from_seed(key.chunker_seed());
-    let claimed: Arc<Claims> = Arc::default();
+    // A new set depends on no earlier volume: it deduplicates only within itself.
+    let volume_set = if options.new_set {
+        catalog.next_sequence()?
+    } else {
+        catalog.current_volume_set()?
+    };
+    let claimed = Arc::new(Claims {
+        volume_set,
+        chosen: Mutex::default(),
+    });
     let threads = if options.threads == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -220,15 +231,12 @@ pub fn backup(
     let (job_tx, job_rx) = sync_channel::<(PathBuf, Node, Origin)>(256);
     let job_rx = Arc::new(Mutex::new(job_rx));
 
-    let mut writer = Writer::new(
-        vault,
-        catalog,
-        key,
-        info,
-        options.volume_size_bytes,
+    let shape = VolumeShape {
+        size: options.volume_size_bytes,
         parity,
-        progress,
-    )?;
+        volume_set,
+    };
+    let mut writer = Writer::new(vault, catalog, key, info, shape, progress)?;
     let mut stats = SnapshotStats::default();
     let mut warnings: Vec<String> = lost;
     let outcome = std::thread::scope(|scope| -> Result<()> {
@@ -257,6 +265,7 @@ pub fn backup(
                 walk_options,
                 &walker_catalog,
                 parent_id,
+                volume_set,
                 &walker_out,
                 job_tx,
             );
@@ -329,6 +338,7 @@ fn walk_sources(
     options: &WalkOptions,
     catalog: &Catalog,
     parent: Option<SnapshotId>,
+    volume_set: u64,
     out: &SyncSender<Msg>,
     jobs: SyncSender<(PathBuf, Node, Origin)>,
 ) -> Result<()> {
@@ -342,7 +352,7 @@ fn walk_sources(
         };
         // Dedup trust: reuse only chunks whose volumes are still sealed and sound.
         for chunk in &node.chunks {
-            if !catalog.has_blob(&chunk.id, BlobKind::Data)? {
+            if !catalog.has_blob(&chunk.id, BlobKind::Data, volume_set)? {
                 return Ok(None);
             }
         }
@@ -362,16 +372,20 @@ fn walk_sources(
 
 /// The chunks this run has decided to store: each is claimed exactly once.
 #[derive(Default)]
-struct Claims(Mutex<HashSet<(crate::ids::ChunkId, BlobKind)>>);
+struct Claims {
+    /// Only chunks stored in this volume set count as stored.
+    volume_set: u64,
+    chosen: Mutex<HashSet<(crate::ids::ChunkId, BlobKind)>>,
+}
 
 impl Claims {
     /// True if the chunk is in no sealed volume and nobody in this run claimed it yet.
     fn claim(&self, catalog: &Catalog, id: &crate::ids::ChunkId, kind: BlobKind) -> Result<bool> {
-        if catalog.has_blob(id, kind)? {
+        if catalog.has_blob(id, kind, self.volume_set)? {
             return Ok(false);
         }
         let mut claimed = self
-            .0
+            .chosen
             .lock()
             .map_err(|_| Error::corrupt("a backup worker panicked"))?;
         Ok(claimed.insert((*id, kind)))
@@ -520,14 +534,22 @@ struct OpenVolume {
     packs: Vec<IndexPack>,
 }
 
+/// What every volume of a run looks like.
+struct VolumeShape {
+    /// Largest volume, bytes.
+    size: u64,
+    parity: Option<crate::parity::ParityLayout>,
+    /// The volume set the run's volumes join (and deduplicates within).
+    volume_set: u64,
+}
+
 /// The one writer: owns packs, volumes, nonce counters and catalog writes.
 struct Writer<'a> {
     vault: &'a dyn Vault,
     catalog: &'a mut Catalog,
     key: &'a MasterKey,
     info: VaultInfo,
-    volume_size: u64,
-    parity: Option<crate::parity::ParityLayout>,
+    shape: VolumeShape,
     pack_target: u64,
     builder: PackBuilder,
     current: Option<OpenVolume>,
@@ -545,8 +567,7 @@ impl<'a> Writer<'a> {
         catalog: &'a mut Catalog,
         key: &'a MasterKey,
         info: VaultInfo,
-        volume_size: u64,
-        parity: Option<crate::parity::ParityLayout>,
+        shape: VolumeShape,
         progress: &'a dyn Observer,
     ) -> Result<Writer<'a>> {
         let next_sequence = catalog.next_sequence()?;
@@ -555,9 +576,8 @@ impl<'a> Writer<'a> {
             catalog,
             key,
             info,
-            volume_size,
-            parity,
-            pack_target: (volume_size / 8).clamp(512 << 10, PACK_TARGET_BYTES),
+            pack_target: (shape.size / 8).clamp(512 << 10, PACK_TARGET_BYTES),
+            shape,
             builder: PackBuilder::default(),
             current: None,
             nodes: Vec::new(),
@@ -644,12 +664,12 @@ impl<'a> Writer<'a> {
             created,
             chunker: self.info.chunker.clone(),
             wrapped_key: self.info.wrapped_key.clone(),
-            parity: self.parity,
+            parity: self.shape.parity,
         };
         let sink = self.vault.create(&name)?;
         self.progress.on(Event::Writing(&name));
         let set_reserve = crate::volume::SET_ENTRY_RESERVE * sequence;
-        let writer = VolumeWriter::start(sink, &label, self.volume_size, set_reserve)?;
+        let writer = VolumeWriter::start(sink, &label, self.shape.size, set_reserve)?;
         self.current = Some(OpenVolume {
             writer,
             volume_id,
@@ -678,7 +698,7 @@ impl<'a> Writer<'a> {
             if self.current.as_ref().is_some_and(|v| v.packs.is_empty()) {
                 return Err(Error::usage(format!(
                     "a pack of {len} bytes does not fit in an empty volume of {} bytes; raise --volume-size",
-                    self.volume_size
+                    self.shape.size
                 )));
             }
             self.seal_volume(None)?;
@@ -712,6 +732,7 @@ impl<'a> Writer<'a> {
             packs: volume.packs,
             snapshots: completes.into_iter().cloned().collect(),
             set: self.catalog.volume_set()?,
+            volume_set: Some(self.shape.volume_set),
         };
         let sealed_index = index.seal(self.info.vault_id, &self.key.volume_key(&volume.volume_id));
         let written = volume.writer.finish(&sealed_index)?;
@@ -724,6 +745,7 @@ impl<'a> Writer<'a> {
             bytes: written.bytes,
             blake3: written.blake3,
             created: volume.created,
+            volume_set: self.shape.volume_set,
         };
         self.catalog.record_volume(&row, &index.packs, completes)?;
         self.bytes_written += written.bytes;
@@ -828,8 +850,17 @@ pub fn backup_crafted(
     catalog.begin_snapshot(&snapshot_id)?;
     let ids = key.chunk_id_key();
     let params = ChunkParams::from_seed(key.chunker_seed());
-    let claimed = Claims::default();
-    let mut writer = Writer::new(vault, catalog, key, info, 64 << 20, None, &Silent)?;
+    let volume_set = catalog.current_volume_set()?;
+    let claimed = Claims {
+        volume_set,
+        chosen: Mutex::default(),
+    };
+    let shape = VolumeShape {
+        size: 64 << 20,
+        parity: None,
+        volume_set,
+    };
+    let mut writer = Writer::new(vault, catalog, key, info, shape, &Silent)?;
     let mut stats = SnapshotStats::default();
     for (mut node, content) in entries {
         if node.kind == NodeKind::File {

@@ -18,7 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 const DB_FILE: &str = "catalog.sqlite";
 const LOCK_FILE: &str = "lock";
 
@@ -40,7 +40,8 @@ CREATE TABLE vault(
   wrapped_key TEXT NOT NULL, chunker TEXT NOT NULL, created INTEGER NOT NULL);
 CREATE TABLE volumes(
   sequence INTEGER PRIMARY KEY, volume_id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
-  state TEXT NOT NULL, bytes INTEGER NOT NULL, blake3 TEXT NOT NULL, created INTEGER NOT NULL);
+  state TEXT NOT NULL, bytes INTEGER NOT NULL, blake3 TEXT NOT NULL, created INTEGER NOT NULL,
+  volume_set INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE packs(
   id INTEGER PRIMARY KEY, sequence INTEGER NOT NULL REFERENCES volumes(sequence),
   number INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL,
@@ -110,6 +111,8 @@ pub struct VolumeRow {
     pub blake3: String,
     /// Seconds since the epoch.
     pub created: i64,
+    /// The volume set it belongs to: the sequence of the set's first volume.
+    pub volume_set: u64,
 }
 
 /// Where one blob is.
@@ -213,8 +216,12 @@ impl Catalog {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(|e| damaged(&e))?;
-        if version == 1 {
+        if version == 1 || version == 2 {
+            // Schema 2 added drills; schema 3 volume sets (every older volume is in set 1).
             conn.execute_batch(drills_table!())?;
+            conn.execute_batch(
+                "ALTER TABLE volumes ADD COLUMN volume_set INTEGER NOT NULL DEFAULT 1;",
+            )?;
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         } else if version != SCHEMA_VERSION {
             return Err(Error::corrupt(format!(
@@ -284,12 +291,30 @@ impl Catalog {
     }
 
     /// Is this chunk stored in a sealed volume that is not known lost or damaged?
-    pub fn has_blob(&self, id: &ChunkId, kind: BlobKind) -> Result<bool> {
+    /// Only chunks of volume set `volume_set` count: a set deduplicates only within itself.
+    pub fn has_blob(&self, id: &ChunkId, kind: BlobKind, volume_set: u64) -> Result<bool> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT 1 FROM blobs b JOIN packs p ON p.id = b.pack JOIN volumes v ON v.sequence = p.sequence
-             WHERE b.chunk_id = ?1 AND b.kind = ?2 AND v.state = 'sealed'",
+             WHERE b.chunk_id = ?1 AND b.kind = ?2 AND v.state = 'sealed' AND v.volume_set = ?3",
         )?;
-        Ok(stmt.exists(params![&id.0[..], kind.code()])?)
+        Ok(stmt.exists(params![&id.0[..], kind.code(), volume_set as i64])?)
+    }
+
+    /// The volume set new volumes join: the newest volume's, or a new one starting at
+    /// the next sequence when there is none.
+    pub fn current_volume_set(&self) -> Result<u64> {
+        let newest: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT volume_set FROM volumes ORDER BY sequence DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match newest {
+            Some(set) => Ok(set as u64),
+            None => self.next_sequence(),
+        }
     }
 
     /// Where a blob is, if stored.
@@ -318,8 +343,8 @@ impl Catalog {
 
     fn volumes_where(&self, condition: &str) -> Result<Vec<VolumeRow>> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT sequence, volume_id, name, state, bytes, blake3, created FROM volumes \
-             WHERE {condition} ORDER BY sequence"
+            "SELECT sequence, volume_id, name, state, bytes, blake3, created, volume_set \
+             FROM volumes WHERE {condition} ORDER BY sequence"
         ))?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -330,11 +355,12 @@ impl Catalog {
                 r.get::<_, i64>(4)?,
                 r.get::<_, String>(5)?,
                 r.get::<_, i64>(6)?,
+                r.get::<_, i64>(7)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (sequence, id, name, state, bytes, blake3, created) = row?;
+            let (sequence, id, name, state, bytes, blake3, created, volume_set) = row?;
             out.push(VolumeRow {
                 sequence: sequence as u64,
                 volume_id: VolumeId::parse(&id)?,
@@ -343,6 +369,7 @@ impl Catalog {
                 bytes: bytes as u64,
                 blake3,
                 created,
+                volume_set: volume_set as u64,
             });
         }
         Ok(out)
@@ -556,7 +583,8 @@ impl Catalog {
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO volumes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO volumes(sequence, volume_id, name, state, bytes, blake3, created, volume_set)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 volume.sequence as i64,
                 volume.volume_id.to_string(),
@@ -564,7 +592,8 @@ impl Catalog {
                 volume.state,
                 volume.bytes as i64,
                 volume.blake3,
-                volume.created
+                volume.created,
+                volume.volume_set as i64
             ],
         )?;
         {

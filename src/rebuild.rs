@@ -214,6 +214,8 @@ struct Found {
     unhashed: Vec<(u64, VolumeId, String)>,
     /// Snapshot records and the volume that completed each.
     snapshots: Vec<(SnapshotRecord, u64)>,
+    /// The volume set of the last volume recorded.
+    last_set: u64,
 }
 
 impl Found {
@@ -232,12 +234,17 @@ impl Found {
             return Ok(());
         }
         self.seen.insert(sequence, name.to_string());
-        catalog.record_volume(&scanned.row, &scanned.packs, None)?;
+        let mut row = scanned.row;
+        if row.volume_set == 0 {
+            row.volume_set = self.last_set.max(1);
+        }
+        self.last_set = row.volume_set;
+        catalog.record_volume(&row, &scanned.packs, None)?;
         summary.problems.extend(scanned.problem);
         summary.bytes_read += scanned.bytes_read;
-        if scanned.row.blake3.is_empty() {
+        if row.blake3.is_empty() {
             self.unhashed
-                .push((sequence, scanned.row.volume_id, name.to_string()));
+                .push((sequence, row.volume_id, name.to_string()));
         }
         if let Some(index) = scanned.index {
             self.set
@@ -439,12 +446,17 @@ fn scan_volume(
         // Filled in by `record_hashes`.
         blake3: String::new(),
         created,
+        // From the index; a volume recovered without one joins its predecessor's set.
+        volume_set: 0,
     };
     let open =
         |sealed: &[u8]| VolumeIndex::open(sealed, vault_id, volume_id, sequence, &volume_key);
     match index_from_tail(vault, name, size, &open) {
         Ok((index, tail_bytes)) => Ok(ScannedVolume {
-            row,
+            row: VolumeRow {
+                volume_set: index.volume_set.unwrap_or(1),
+                ..row
+            },
             packs: index.packs.clone(),
             index: Some(index),
             problem: None,
@@ -570,6 +582,9 @@ fn scan_members(
     skipped.extend(repaired.unrepaired);
     stored.finish()?;
     row.bytes = bytes;
+    if let Some(index) = &index {
+        row.volume_set = index.volume_set.unwrap_or(1);
+    }
     if let (Some(index), None) = (&index, &broken) {
         // The index authenticates: it lists every pack and snapshot, even past damage.
         let problem = if skipped.is_empty() && repaired.repaired.is_empty() {

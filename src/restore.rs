@@ -152,6 +152,8 @@ pub struct PlannedVolume {
     pub bytes: u64,
     /// Catalog state of the volume.
     pub state: String,
+    /// Its volume set (the sequence of the set's first volume; 0 when unknown).
+    pub volume_set: u64,
 }
 
 type ChunkTargets = HashMap<ChunkId, Vec<(usize, u64)>>;
@@ -199,15 +201,16 @@ pub fn plan(catalog: &Catalog, snapshot: &str, includes: &[PathBuf]) -> Result<R
             .flatten()
             .map(|(_, l)| u64::from(l.sealed_len))
             .sum();
-        let (name, state) = volumes
+        let (name, state, volume_set) = volumes
             .get(&sequence)
-            .map(|v| (v.name.clone(), v.state.clone()))
-            .unwrap_or_else(|| (format!("#{sequence}"), "unknown".into()));
+            .map(|v| (v.name.clone(), v.state.clone(), v.volume_set))
+            .unwrap_or_else(|| (format!("#{sequence}"), "unknown".into(), 0));
         plan.volumes.push(PlannedVolume {
             sequence,
             name,
             bytes,
             state,
+            volume_set,
         });
     }
     Ok(plan)

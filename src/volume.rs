@@ -184,6 +184,10 @@ pub struct VolumeIndex {
     pub snapshots: Vec<SnapshotRecord>,
     /// Every sealed volume of the vault before this one.
     pub set: Vec<SetEntry>,
+    /// The volume set this volume belongs to (the sequence of its first volume);
+    /// absent in volumes of builds before sets, which are all in set 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_set: Option<u64>,
 }
 
 fn index_aad(vault: VaultId, volume: VolumeId, sequence: u64) -> Vec<u8> {

@@ -209,6 +209,11 @@ pub struct BackupArgs {
     /// [default: 0 for dir: vaults, which belong on redundant disks]
     #[arg(long, value_name = "PERCENT")]
     pub parity: Option<u8>,
+    /// Start an independent volume set: store everything again, deduplicating against no
+    /// earlier volume, so this set alone restores this snapshot (the weekly offsite full of
+    /// a rotation). Later backups join the newest set.
+    #[arg(long)]
+    pub new_set: bool,
     /// zstd level, 1 (fast) to 19 (small)
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19), value_name = "N")]
     pub compression_level: i32,

@@ -190,6 +190,7 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
                 sources: args.paths,
                 volume_size_bytes: parse_size(args.volume_size.as_deref().unwrap_or("4G"))?,
                 parity_percent: args.parity.unwrap_or(0),
+                new_set: args.new_set,
                 compression_level: args.compression_level,
                 walk: crate::source::WalkOptions {
                     one_file_system: !args.cross_file_systems,

@@ -166,10 +166,11 @@ impl Output {
         println!("volumes to read, in order:");
         for v in &plan.volumes {
             println!(
-                "  #{:<6} {:<28} {:>10}  {}",
+                "  #{:<6} {:<28} {:>10}  set {:<5} {}",
                 v.sequence,
                 v.name,
                 bytes(v.bytes),
+                v.volume_set,
                 v.state
             );
         }
@@ -497,8 +498,8 @@ impl Output {
             });
         }
         println!(
-            "{:<7} {:<28} {:<9} {:>10}  created",
-            "seq", "name", "state", "size"
+            "{:<7} {:<28} {:<9} {:>10}  {:<5} created",
+            "seq", "name", "state", "size", "set"
         );
         for v in volumes {
             let state = if missing.iter().any(|m| m.name == v.name) {
@@ -507,11 +508,12 @@ impl Output {
                 v.state.as_str()
             };
             println!(
-                "{:<7} {:<28} {:<9} {:>10}  {}",
+                "{:<7} {:<28} {:<9} {:>10}  {:<5} {}",
                 v.sequence,
                 v.name,
                 state,
                 bytes(v.bytes),
+                v.volume_set,
                 time(v.created)
             );
         }

@@ -151,6 +151,7 @@ fn library_backup(env: &Env, vault: &dyn Vault) -> tapevault::error::Result<u64>
         sources: vec![env.src()],
         volume_size_bytes: 4 << 20,
         parity_percent: 0,
+        new_set: false,
         compression_level: 3,
         walk: tapevault::source::WalkOptions {
             one_file_system: true,

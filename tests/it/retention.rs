@@ -282,3 +282,70 @@ fn a_prune_stopped_at_any_step_leaves_a_vault_that_verifies_and_a_rerun_complete
         assert_eq!(code, 0, "{case}: {verify}");
     }
 }
+
+#[test]
+fn a_new_set_restores_with_every_volume_of_other_sets_removed() {
+    let env = Env::new();
+    std::fs::write(env.src().join("a"), noise(3 << 20, 11)).unwrap();
+    let first = env.backup(&[]);
+    std::fs::write(env.src().join("b"), noise(1 << 20, 12)).unwrap();
+    // The weekly full: everything stored again, depending on no earlier volume.
+    let full = env.backup(&["--new-set"]);
+    let stats = &full["snapshot"]["stats"];
+    assert!(
+        stats["bytes_added"].as_u64().unwrap() >= 4 << 20,
+        "a new set stores everything again: {full}"
+    );
+    // A nightly after it joins the new set and deduplicates within it.
+    let nightly = env.backup(&[]);
+    assert_eq!(nightly["snapshot"]["stats"]["bytes_added"], 0, "{nightly}");
+    let (_, volumes, _) = run_json(env.tv(&["volumes", "--json"]));
+    let first_set: BTreeSet<String> = first["volumes_written"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let sets: Vec<(String, u64)> = volumes["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap().to_string(),
+                v["volume_set"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let new_set = sets
+        .iter()
+        .find(|(name, _)| !first_set.contains(name))
+        .unwrap()
+        .1;
+    for (name, set) in &sets {
+        assert_eq!(*set == 1, first_set.contains(name), "{sets:?}");
+        if !first_set.contains(name) {
+            assert_eq!(*set, new_set, "{sets:?}");
+        }
+    }
+    let (_, plan, _) = run_json(env.tv(&["restore", "--plan", "--json"]));
+    for volume in plan["volumes"].as_array().unwrap() {
+        assert_eq!(volume["volume_set"], new_set, "{plan}");
+    }
+    // The offsite set alone: every volume of the first set is gone.
+    for name in &first_set {
+        std::fs::remove_file(env.vault_dir().join(name)).unwrap();
+    }
+    let (code, report, landed) = env.restore("out", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_same_tree(&env.src(), &landed);
+    // A rebuild from the new set alone knows the sets too.
+    let (code, _, stderr) = rebuild_into(&env, "rebuilt");
+    assert_eq!(code, 3, "the first set is reported missing: {stderr}");
+    let rebuilt = env.path("rebuilt");
+    let (_, volumes, _) =
+        run_json(env.tv(&["volumes", "--json", "--catalog", rebuilt.to_str().unwrap()]));
+    for volume in volumes["volumes"].as_array().unwrap() {
+        assert_eq!(volume["volume_set"], new_set, "{volumes}");
+    }
+}
