@@ -22,6 +22,9 @@ _tapevault() {
             tapevault,catalog)
                 cmd="tapevault__subcmd__catalog"
                 ;;
+            tapevault,consolidate)
+                cmd="tapevault__subcmd__consolidate"
+                ;;
             tapevault,drill)
                 cmd="tapevault__subcmd__drill"
                 ;;
@@ -75,6 +78,9 @@ _tapevault() {
                 ;;
             tapevault__subcmd__help,catalog)
                 cmd="tapevault__subcmd__help__subcmd__catalog"
+                ;;
+            tapevault__subcmd__help,consolidate)
+                cmd="tapevault__subcmd__help__subcmd__consolidate"
                 ;;
             tapevault__subcmd__help,drill)
                 cmd="tapevault__subcmd__help__subcmd__drill"
@@ -155,7 +161,7 @@ _tapevault() {
 
     case "${cmd}" in
         tapevault)
-            opts="-q -v -h -V --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help --version init backup snapshots ls restore volumes forget prune verify drill catalog key generate help"
+            opts="-q -v -h -V --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help --version init backup snapshots ls restore volumes forget prune consolidate verify drill catalog key generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -372,6 +378,60 @@ _tapevault() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tapevault__subcmd__consolidate)
+            opts="-q -v -h --max-volumes --max-bytes --max-live --volume-size --dry-run --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --max-volumes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-live)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --volume-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --vault)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --catalog)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passphrase-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tapevault__subcmd__drill)
             opts="-q -v -h --sample --all --seed --scratch --from-scratch --report --history --copy-vault --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -551,7 +611,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__help)
-            opts="init backup snapshots ls restore volumes forget prune verify drill catalog key generate help"
+            opts="init backup snapshots ls restore volumes forget prune consolidate verify drill catalog key generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -595,6 +655,20 @@ _tapevault() {
         tapevault__subcmd__help__subcmd__catalog__subcmd__rebuild)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tapevault__subcmd__help__subcmd__consolidate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

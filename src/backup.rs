@@ -235,6 +235,7 @@ pub fn backup(
         size: options.volume_size_bytes,
         parity,
         volume_set,
+        consolidation: false,
     };
     let mut writer = Writer::new(vault, catalog, key, info, shape, progress)?;
     let mut stats = SnapshotStats::default();
@@ -541,6 +542,8 @@ struct VolumeShape {
     parity: Option<crate::parity::ParityLayout>,
     /// The volume set the run's volumes join (and deduplicates within).
     volume_set: u64,
+    /// The run copies blobs for `consolidate` (and completes no snapshot).
+    consolidation: bool,
 }
 
 /// The one writer: owns packs, volumes, nonce counters and catalog writes.
@@ -733,6 +736,7 @@ impl<'a> Writer<'a> {
             snapshots: completes.into_iter().cloned().collect(),
             set: self.catalog.volume_set()?,
             volume_set: Some(self.shape.volume_set),
+            consolidation: self.shape.consolidation,
         };
         let sealed_index = index.seal(self.info.vault_id, &self.key.volume_key(&volume.volume_id));
         let written = volume.writer.finish(&sealed_index)?;
@@ -833,6 +837,35 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// Store blobs again, in new volumes of the current set (consolidation): `fill` hands
+/// each blob's kind, id and plain bytes to the function it is given. A blob's catalog
+/// location moves to its new copy only when that copy's volume is sealed, so a run
+/// stopped anywhere leaves every blob where the catalog says. Returns the volumes sealed.
+pub(crate) fn store_again(
+    vault: &dyn Vault,
+    catalog: &mut Catalog,
+    key: &MasterKey,
+    volume_size: u64,
+    fill: impl FnOnce(&mut dyn FnMut(BlobKind, crate::ids::ChunkId, &[u8]) -> Result<()>) -> Result<()>,
+) -> Result<Vec<String>> {
+    let info = catalog.vault_info()?;
+    let shape = VolumeShape {
+        size: volume_size,
+        parity: None,
+        volume_set: catalog.current_volume_set()?,
+        consolidation: true,
+    };
+    let mut writer = Writer::new(vault, catalog, key, info, shape, &Silent)?;
+    fill(&mut |kind, id, plain| {
+        writer.add_blob(kind, id, plain.len() as u32, compress::compress(plain, 3))
+    })?;
+    writer.flush_pack()?;
+    if writer.current.is_some() {
+        writer.seal_volume(None)?;
+    }
+    Ok(writer.sealed_names)
+}
+
 /// Store a snapshot of exactly `entries` (files with the given content), bypassing the walk.
 ///
 /// For tests and fuzzing: it builds hostile snapshots (unsafe names, duplicates, link
@@ -859,6 +892,7 @@ pub fn backup_crafted(
         size: 64 << 20,
         parity: None,
         volume_set,
+        consolidation: false,
     };
     let mut writer = Writer::new(vault, catalog, key, info, shape, &Silent)?;
     let mut stats = SnapshotStats::default();

@@ -263,3 +263,171 @@ pub fn prune(
         warnings,
     })
 }
+
+/// Which volumes `consolidate` may rewrite.
+pub struct ConsolidateOptions {
+    /// Rewrite at most this many volumes.
+    pub max_volumes: usize,
+    /// Copy at most this many bytes of live blobs.
+    pub max_bytes: u64,
+    /// Only volumes whose live blobs take at most this percentage of them.
+    pub max_live_percent: u8,
+    /// Size of the new volumes.
+    pub volume_size: u64,
+    /// Show the plan; change nothing.
+    pub dry_run: bool,
+}
+
+/// A volume chosen for consolidation.
+#[derive(Debug, Serialize)]
+pub struct Consolidated {
+    /// Sequence number.
+    pub sequence: u64,
+    /// Object name.
+    pub name: String,
+    /// Volume size.
+    pub bytes: u64,
+    /// Bytes of blobs in it that kept snapshots still use (copied out).
+    pub live_bytes: u64,
+}
+
+/// What `consolidate` did (or would do).
+#[derive(Debug, Serialize)]
+pub struct ConsolidateReport {
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// Volumes whose live blobs were copied out; prune then deletes them.
+    pub volumes: Vec<Consolidated>,
+    /// The new volumes that hold the copies.
+    pub written: Vec<String>,
+    /// Live bytes copied (or that would be).
+    pub bytes_copied: u64,
+    /// Blobs that could not be read (they stay where they are; so does their volume).
+    pub unreadable: Vec<String>,
+}
+
+/// Copy the blobs kept snapshots still use out of mostly-dead volumes into new ones,
+/// so that `prune` can delete the old ones. Volumes that complete a kept snapshot are
+/// never chosen (their index holds the snapshot's record).
+pub fn consolidate(
+    vault: &dyn Vault,
+    catalog: &mut Catalog,
+    key: &MasterKey,
+    options: &ConsolidateOptions,
+) -> Result<ConsolidateReport> {
+    catch_up(vault, catalog, key)?;
+    let completing: HashSet<u64> = catalog.completing_volumes()?.into_iter().collect();
+    // Live blobs per volume, each once.
+    let mut live: std::collections::BTreeMap<u64, crate::restore::PackBlobs> = Default::default();
+    let mut seen: HashSet<(crate::ids::ChunkId, BlobKind)> = HashSet::new();
+    let mut note = |id: crate::ids::ChunkId, kind: BlobKind| -> Result<()> {
+        if seen.insert((id, kind)) {
+            if let Some(loc) = catalog.blob_location(&id, kind)? {
+                live.entry(loc.sequence)
+                    .or_default()
+                    .entry(loc.pack)
+                    .or_default()
+                    .push((id, loc));
+            }
+        }
+        Ok(())
+    };
+    for snapshot in catalog.snapshots()? {
+        for id in &snapshot.tree {
+            note(*id, BlobKind::Tree)?;
+        }
+        catalog.for_each_node(&snapshot.id, |node| {
+            for chunk in &node.chunks {
+                note(chunk.id, BlobKind::Data)?;
+            }
+            Ok(())
+        })?;
+    }
+    let live_bytes = |sequence: u64| -> u64 {
+        live.get(&sequence).map_or(0, |packs| {
+            packs
+                .values()
+                .flatten()
+                .map(|(_, loc)| u64::from(loc.sealed_len))
+                .sum()
+        })
+    };
+    let mut candidates: Vec<(VolumeRow, u64)> = catalog
+        .volumes()?
+        .into_iter()
+        .filter(|v| v.state == "sealed" && !completing.contains(&v.sequence))
+        .map(|v| {
+            let bytes = live_bytes(v.sequence);
+            (v, bytes)
+        })
+        // Wholly dead volumes need no copy: prune deletes them as they are.
+        .filter(|(v, bytes)| {
+            *bytes > 0 && *bytes * 100 <= v.bytes * u64::from(options.max_live_percent)
+        })
+        .collect();
+    candidates.sort_by_key(|(v, bytes)| (bytes * 1000 / v.bytes.max(1), v.sequence));
+    let mut chosen = Vec::new();
+    let mut budget = options.max_bytes;
+    for (volume, bytes) in candidates {
+        if chosen.len() >= options.max_volumes || bytes > budget {
+            continue;
+        }
+        budget -= bytes;
+        chosen.push((volume, bytes));
+    }
+    let mut report = ConsolidateReport {
+        dry_run: options.dry_run,
+        volumes: chosen
+            .iter()
+            .map(|(v, bytes)| Consolidated {
+                sequence: v.sequence,
+                name: v.name.clone(),
+                bytes: v.bytes,
+                live_bytes: *bytes,
+            })
+            .collect(),
+        written: Vec::new(),
+        bytes_copied: chosen.iter().map(|(_, bytes)| bytes).sum(),
+        unreadable: Vec::new(),
+    };
+    if options.dry_run || chosen.is_empty() {
+        return Ok(report);
+    }
+    let info = catalog.vault_info()?;
+    let keys = crate::restore::ReadKeys {
+        vault_id: info.vault_id,
+        master: key,
+        ids: key.chunk_id_key(),
+    };
+    let mut copied = 0;
+    let mut unreadable = Vec::new();
+    report.written =
+        crate::backup::store_again(vault, catalog, key, options.volume_size, |store| {
+            for (volume, _) in &chosen {
+                let mut findings = crate::restore::Findings::default();
+                let mut failed = None;
+                let source = vault.open(&volume.name)?;
+                crate::restore::read_volume(
+                    crate::parity::RepairingReader::new(source),
+                    volume,
+                    &keys,
+                    &live[&volume.sequence],
+                    &mut findings,
+                    |id, loc, plain| {
+                        if failed.is_none() {
+                            copied += u64::from(loc.sealed_len);
+                            failed = store(loc.kind, *id, plain).err();
+                        }
+                    },
+                )?;
+                if let Some(err) = failed {
+                    return Err(err);
+                }
+                unreadable.extend(findings.damage);
+            }
+            Ok(())
+        })?;
+    report.bytes_copied = copied;
+    report.unreadable = unreadable;
+    Ok(report)
+}

@@ -216,6 +216,8 @@ struct Found {
     snapshots: Vec<(SnapshotRecord, u64)>,
     /// The volume set of the last volume recorded.
     last_set: u64,
+    /// Volumes `consolidate` wrote: they complete no snapshot, by design.
+    consolidations: HashSet<u64>,
 }
 
 impl Found {
@@ -245,6 +247,9 @@ impl Found {
         if row.blake3.is_empty() {
             self.unhashed
                 .push((sequence, row.volume_id, name.to_string()));
+        }
+        if scanned.index.as_ref().is_some_and(|i| i.consolidation) {
+            self.consolidations.insert(sequence);
         }
         if let Some(index) = scanned.index {
             self.set
@@ -328,7 +333,12 @@ fn fill(
         ));
     }
     record_hashes(vault, catalog, &found, &mut summary)?;
-    let newest = found.seen.keys().max().copied();
+    let newest = found
+        .seen
+        .keys()
+        .filter(|s| !found.consolidations.contains(s))
+        .max()
+        .copied();
     if let Some(newest) = newest {
         if !found.snapshots.iter().any(|(_, s)| *s == newest) {
             summary.problems.push(format!(

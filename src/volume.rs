@@ -188,6 +188,9 @@ pub struct VolumeIndex {
     /// absent in volumes of builds before sets, which are all in set 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_set: Option<u64>,
+    /// Written by `consolidate`: holds copies of blobs, and never a snapshot record.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub consolidation: bool,
 }
 
 fn index_aad(vault: VaultId, volume: VolumeId, sequence: u64) -> Vec<u8> {

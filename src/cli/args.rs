@@ -117,6 +117,14 @@ pub enum Command {
     /// rebuilt catalog knows the deleted volumes were removed on purpose. --dry-run lists
     /// them and the space they hold.
     Prune(PruneArgs),
+    /// Copy the still-used blobs out of mostly-unused volumes, so prune can delete them
+    ///
+    /// After forget, a volume may hold a few blobs that kept snapshots still use and much
+    /// that none does; prune cannot delete it. consolidate copies those few blobs into new
+    /// volumes (at most --max-volumes volumes and --max-bytes of copies per run, fullest
+    /// of dead space first); each blob's place in the catalog moves only once its new
+    /// volume is sealed, so a run stopped anywhere loses nothing. Run prune afterwards.
+    Consolidate(ConsolidateArgs),
     /// Check every volume's bytes against the catalog (no passphrase needed), or with
     /// --deep every blob and file; exit 4 names missing or damaged volumes and files
     ///
@@ -310,6 +318,26 @@ pub struct ForgetArgs {
     #[arg(long, default_value = "Z", value_name = "+HH:MM")]
     pub utc_offset: String,
     /// Print what would be kept and forgotten, and why; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `consolidate`.
+#[derive(Debug, Args)]
+pub struct ConsolidateArgs {
+    /// Rewrite at most this many volumes in this run
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub max_volumes: usize,
+    /// Copy at most this much (K/M/G/T) in this run
+    #[arg(long, default_value = "1T", value_name = "SIZE")]
+    pub max_bytes: String,
+    /// Only volumes whose still-used blobs fill at most this percentage of them
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=99), value_name = "PERCENT")]
+    pub max_live: u8,
+    /// Largest new volume (K/M/G/T, at least 4M) [default: 4G]
+    #[arg(long, value_name = "SIZE")]
+    pub volume_size: Option<String>,
+    /// List the volumes that would be rewritten and what would be copied; change nothing
     #[arg(long)]
     pub dry_run: bool,
 }

@@ -83,6 +83,14 @@ fn metrics_command(command: &Command) -> Option<&'static str> {
     }
 }
 
+/// A vault open for writing, see [`Context::for_writing`].
+struct Writing {
+    vault: Box<dyn Vault>,
+    catalog: Catalog,
+    key: crate::crypto::MasterKey,
+    _locks: (crate::lock::RunLock, crate::lock::RunLock),
+}
+
 struct Context {
     global: Global,
     address: String,
@@ -123,6 +131,22 @@ impl Context {
         crate::keys::check_catalog_matches(vault, &catalog)?;
         self.note_address(&catalog)?;
         Ok(catalog)
+    }
+
+    /// Everything a run that writes to the vault needs: the vault, its catalog, both
+    /// writer locks (held while the returned value lives) and the unlocked key.
+    fn for_writing(&self) -> Result<Writing> {
+        let vault = self.vault()?;
+        let catalog = self.catalog_for(vault.as_ref())?;
+        let catalog_lock = catalog::lock(&self.catalog_dir)?;
+        let vault_lock = vault.lock_writers()?;
+        let key = crate::keys::unlock(&catalog, &self.passphrase(false)?)?;
+        Ok(Writing {
+            vault,
+            catalog,
+            key,
+            _locks: (catalog_lock, vault_lock),
+        })
     }
 
     /// A catalog used under another address (a moved mount, a copied vault) is fine, but say so.
@@ -169,11 +193,7 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
             Ok(exit::OK)
         }
         Command::Backup(args) => {
-            let vault = ctx.vault()?;
-            let mut catalog = ctx.catalog_for(vault.as_ref())?;
-            let _lock = catalog::lock(&ctx.catalog_dir)?;
-            let _writer = vault.lock_writers()?;
-            let key = crate::keys::unlock(&catalog, &ctx.passphrase(false)?)?;
+            let mut run = ctx.for_writing()?;
             let excludes = args
                 .exclude
                 .iter()
@@ -207,8 +227,13 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
                         progress::estimate_backup(&options.sources, &options.walk, &shown, &stop)
                     });
                 }
-                let summary =
-                    crate::backup::backup(vault.as_ref(), &mut catalog, &key, &options, &shown);
+                let summary = crate::backup::backup(
+                    run.vault.as_ref(),
+                    &mut run.catalog,
+                    &run.key,
+                    &options,
+                    &shown,
+                );
                 stop.store(true, std::sync::atomic::Ordering::Relaxed);
                 summary
             });
@@ -324,22 +349,40 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
                 tags: args.tag,
                 dry_run: args.dry_run,
             };
-            let vault = ctx.vault()?;
-            let mut catalog = ctx.catalog_for(vault.as_ref())?;
-            let _lock = catalog::lock(&ctx.catalog_dir)?;
-            let _writer = vault.lock_writers()?;
-            let key = crate::keys::unlock(&catalog, &ctx.passphrase(false)?)?;
-            let report = crate::prune::forget(vault.as_ref(), &mut catalog, &key, &options)?;
+            let mut run = ctx.for_writing()?;
+            let report =
+                crate::prune::forget(run.vault.as_ref(), &mut run.catalog, &run.key, &options)?;
             out.forget(&report);
             Ok(exit::for_report(false, !report.warnings.is_empty()))
         }
+        Command::Consolidate(args) => {
+            let volume_size = parse_size(args.volume_size.as_deref().unwrap_or("4G"))?;
+            if volume_size < crate::backup::MIN_VOLUME_BYTES {
+                return Err(Error::usage(format!(
+                    "volume size {volume_size} is below the minimum of 4M"
+                )));
+            }
+            let options = crate::prune::ConsolidateOptions {
+                max_volumes: args.max_volumes,
+                max_bytes: parse_size(&args.max_bytes)?,
+                max_live_percent: args.max_live,
+                volume_size,
+                dry_run: args.dry_run,
+            };
+            let mut run = ctx.for_writing()?;
+            let report = crate::prune::consolidate(
+                run.vault.as_ref(),
+                &mut run.catalog,
+                &run.key,
+                &options,
+            )?;
+            out.consolidate(&report);
+            Ok(exit::for_report(false, !report.unreadable.is_empty()))
+        }
         Command::Prune(args) => {
-            let vault = ctx.vault()?;
-            let mut catalog = ctx.catalog_for(vault.as_ref())?;
-            let _lock = catalog::lock(&ctx.catalog_dir)?;
-            let _writer = vault.lock_writers()?;
-            let key = crate::keys::unlock(&catalog, &ctx.passphrase(false)?)?;
-            let report = crate::prune::prune(vault.as_ref(), &mut catalog, &key, args.dry_run)?;
+            let mut run = ctx.for_writing()?;
+            let report =
+                crate::prune::prune(run.vault.as_ref(), &mut run.catalog, &run.key, args.dry_run)?;
             out.prune(&report);
             Ok(exit::for_report(false, !report.warnings.is_empty()))
         }

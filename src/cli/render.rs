@@ -447,6 +447,40 @@ impl Output {
         );
     }
 
+    pub fn consolidate(&self, report: &crate::prune::ConsolidateReport) {
+        if self.json_or_warnings(report, &report.unreadable) {
+            return;
+        }
+        for v in &report.volumes {
+            println!(
+                "{} {} (#{}): {} of {} still used",
+                if report.dry_run {
+                    "would rewrite"
+                } else {
+                    "rewrote"
+                },
+                v.name,
+                v.sequence,
+                bytes(v.live_bytes),
+                bytes(v.bytes)
+            );
+        }
+        for name in &report.written {
+            println!("wrote {name}");
+        }
+        println!(
+            "{} {} from {} volumes{}; run prune to delete them",
+            if report.dry_run {
+                "would copy"
+            } else {
+                "copied"
+            },
+            bytes(report.bytes_copied),
+            report.volumes.len(),
+            dry_run_note(report.dry_run)
+        );
+    }
+
     pub fn prune(&self, report: &crate::prune::PruneReport) {
         if self.json_or_warnings(report, &report.warnings) {
             return;

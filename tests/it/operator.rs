@@ -180,6 +180,7 @@ fn every_command_prints_one_json_document_of_a_stable_shape() {
         &json_of(&env, &["forget", "--keep-daily", "7", "--dry-run"]),
     );
     matches_snapshot("prune", &json_of(&env, &["prune", "--dry-run"]));
+    matches_snapshot("consolidate", &json_of(&env, &["consolidate", "--dry-run"]));
     matches_snapshot("verify", &json_of(&env, &["verify"]));
     matches_snapshot("verify-deep", &json_of(&env, &["verify", "--deep"]));
     matches_snapshot("drill", &json_of(&env, &["drill", "--sample", "1"]));

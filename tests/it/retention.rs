@@ -349,3 +349,60 @@ fn a_new_set_restores_with_every_volume_of_other_sets_removed() {
         assert_eq!(volume["volume_set"], new_set, "{volumes}");
     }
 }
+
+#[test]
+fn consolidate_then_prune_frees_mostly_dead_volumes_and_restores_stay_exact() {
+    let env = Env::new();
+    // Run 1: four files in one volume; run 2 keeps only the last of them.
+    for i in 0..4 {
+        std::fs::write(env.src().join(format!("old{i}")), noise(700 << 10, 30 + i)).unwrap();
+    }
+    let first = env.backup(&[]);
+    for i in 0..3 {
+        std::fs::remove_file(env.src().join(format!("old{i}"))).unwrap();
+    }
+    std::fs::write(env.src().join("new"), noise(500 << 10, 40)).unwrap();
+    env.backup(&[]);
+    env.tv(&["forget", "--keep-last", "1"]).assert().success();
+    let first_volumes: BTreeSet<String> = first["volumes_written"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    // Still needed for old3: prune alone cannot free it.
+    let (_, plan, _) = run_json(env.tv(&["prune", "--dry-run", "--json"]));
+    assert!(
+        names(&plan, "volumes").is_disjoint(&first_volumes),
+        "{plan}"
+    );
+
+    let (code, dry, stderr) = run_json(env.tv(&["consolidate", "--dry-run", "--json"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(names(&dry, "volumes"), first_volumes, "{dry}");
+    assert!(dry["written"].as_array().unwrap().is_empty());
+    let (code, done, stderr) = run_json(env.tv(&[
+        "consolidate",
+        "--json",
+        "--max-volumes",
+        "4",
+        "--volume-size",
+        "4M",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(names(&done, "volumes"), first_volumes, "{done}");
+    assert!(!done["written"].as_array().unwrap().is_empty(), "{done}");
+    // Now prune frees the first run's volumes, and everything kept is exact.
+    let (code, pruned, stderr) = run_json(env.tv(&["prune", "--json"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(names(&pruned, "volumes"), first_volumes, "{pruned}");
+    assert!(vault_files(&env).is_disjoint(&first_volumes));
+    let (code, report, landed) = env.restore("out", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_same_tree(&env.src(), &landed);
+    let (code, verify, _) = run_json(env.tv(&["verify", "--deep", "--json"]));
+    assert_eq!(code, 0, "{verify}");
+    let (code, summary, stderr) = rebuild_into(&env, "rebuilt");
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(summary["snapshots"], 1, "{summary}");
+}
