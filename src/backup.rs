@@ -107,6 +107,26 @@ fn refuse_stale_catalog(catalog: &Catalog, listing: &crate::vault::Listing) -> R
     Ok(())
 }
 
+/// Before a run writes volumes: drop what an interrupted run left pending, record a
+/// volume it sealed but did not record, and refuse a catalog that is behind the vault.
+/// Returns the listing and what was recorded.
+fn prepare_to_write(
+    vault: &dyn Vault,
+    catalog: &mut Catalog,
+    key: &MasterKey,
+    info: &VaultInfo,
+) -> Result<(crate::vault::Listing, Vec<String>)> {
+    let interrupted = catalog.discard_pending()? > 0;
+    let listing = vault.list()?;
+    let adopted = if interrupted {
+        adopt_unrecorded_volume(vault, catalog, key, info, &listing)?
+    } else {
+        Vec::new()
+    };
+    refuse_stale_catalog(catalog, &listing)?;
+    Ok((listing, adopted))
+}
+
 /// A run that stopped between sealing a volume and recording it (power cut, kill -9)
 /// leaves exactly one sealed volume the catalog does not know, at the next sequence,
 /// and an unfinished snapshot. Read that volume's index and record it, with the
@@ -192,14 +212,7 @@ pub fn backup(
     let parity =
         crate::parity::ParityLayout::for_volume(options.parity_percent, options.volume_size_bytes)?;
     let info = catalog.vault_info()?;
-    let interrupted = catalog.discard_pending()? > 0;
-    let listing = vault.list()?;
-    let adopted = if interrupted {
-        adopt_unrecorded_volume(vault, catalog, key, &info, &listing)?
-    } else {
-        Vec::new()
-    };
-    refuse_stale_catalog(catalog, &listing)?;
+    let (listing, adopted) = prepare_to_write(vault, catalog, key, &info)?;
     let mut lost = mark_missing_volumes(catalog, &listing)?;
     lost.extend(adopted);
     let abandoned = listing.partial;
@@ -840,15 +853,20 @@ impl<'a> Writer<'a> {
 /// Store blobs again, in new volumes of the current set (consolidation): `fill` hands
 /// each blob's kind, id and plain bytes to the function it is given. A blob's catalog
 /// location moves to its new copy only when that copy's volume is sealed, so a run
-/// stopped anywhere leaves every blob where the catalog says. Returns the volumes sealed.
+/// stopped anywhere leaves every blob where the catalog says. Returns the volumes
+/// sealed, and notes on a volume an interrupted earlier run left unrecorded.
 pub(crate) fn store_again(
     vault: &dyn Vault,
     catalog: &mut Catalog,
     key: &MasterKey,
     volume_size: u64,
     fill: impl FnOnce(&mut dyn FnMut(BlobKind, crate::ids::ChunkId, &[u8]) -> Result<()>) -> Result<()>,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Vec<String>)> {
     let info = catalog.vault_info()?;
+    let (_, adopted) = prepare_to_write(vault, catalog, key, &info)?;
+    // Marks the run as under way: a volume sealed by it but never recorded (a power
+    // cut) is recorded by the next run that writes, as a backup's would be.
+    catalog.begin_snapshot(&SnapshotId::random())?;
     let shape = VolumeShape {
         size: volume_size,
         parity: None,
@@ -863,7 +881,9 @@ pub(crate) fn store_again(
     if writer.current.is_some() {
         writer.seal_volume(None)?;
     }
-    Ok(writer.sealed_names)
+    let sealed = writer.sealed_names;
+    catalog.discard_pending()?;
+    Ok((sealed, adopted))
 }
 
 /// Store a snapshot of exactly `entries` (files with the given content), bypassing the walk.

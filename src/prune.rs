@@ -304,6 +304,8 @@ pub struct ConsolidateReport {
     pub bytes_copied: u64,
     /// Blobs that could not be read (they stay where they are; so does their volume).
     pub unreadable: Vec<String>,
+    /// A volume an interrupted earlier run sealed but had not recorded, recorded now.
+    pub notes: Vec<String>,
 }
 
 /// Copy the blobs kept snapshots still use out of mostly-dead volumes into new ones,
@@ -389,6 +391,7 @@ pub fn consolidate(
         written: Vec::new(),
         bytes_copied: chosen.iter().map(|(_, bytes)| bytes).sum(),
         unreadable: Vec::new(),
+        notes: Vec::new(),
     };
     if options.dry_run || chosen.is_empty() {
         return Ok(report);
@@ -401,7 +404,7 @@ pub fn consolidate(
     };
     let mut copied = 0;
     let mut unreadable = Vec::new();
-    report.written =
+    let (written, adopted) =
         crate::backup::store_again(vault, catalog, key, options.volume_size, |store| {
             for (volume, _) in &chosen {
                 let mut findings = crate::restore::Findings::default();
@@ -427,7 +430,9 @@ pub fn consolidate(
             }
             Ok(())
         })?;
+    report.written = written;
     report.bytes_copied = copied;
     report.unreadable = unreadable;
+    report.notes = adopted;
     Ok(report)
 }

@@ -377,7 +377,8 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
                 &options,
             )?;
             out.consolidate(&report);
-            Ok(exit::for_report(false, !report.unreadable.is_empty()))
+            let warnings = !report.unreadable.is_empty() || !report.notes.is_empty();
+            Ok(exit::for_report(false, warnings))
         }
         Command::Prune(args) => {
             let mut run = ctx.for_writing()?;

@@ -448,7 +448,7 @@ impl Output {
     }
 
     pub fn consolidate(&self, report: &crate::prune::ConsolidateReport) {
-        if self.json_or_warnings(report, &report.unreadable) {
+        if self.json_or_warnings(report, &[&report.unreadable[..], &report.notes].concat()) {
             return;
         }
         for v in &report.volumes {

@@ -169,11 +169,11 @@ fn t30_t63_no_clock_and_no_empty_listing_ever_deletes_anything() {
     assert_eq!(code, 0, "{stderr}");
 }
 
-/// A dir vault that dies at a chosen step of a prune: after sealing a record (before
-/// the catalog hears of it), or at the n-th deletion.
+/// A dir vault that dies at a chosen step: after sealing an object whose name starts
+/// with `die_after_sealing` (before the catalog hears of it), or at the n-th deletion.
 struct DyingVault {
     inner: Box<dyn Vault>,
-    die_after_record: bool,
+    die_after_sealing: Option<&'static str>,
     deletions_left: AtomicI64,
 }
 
@@ -197,7 +197,7 @@ impl VolumeSink for DyingSink {
         if self.die {
             return Err(tapevault::error::Error::new(
                 tapevault::error::ErrorKind::Io,
-                "power cut after the record was sealed (injected)",
+                "power cut after sealing, before the catalog heard of it (injected)",
             ));
         }
         Ok(())
@@ -214,7 +214,9 @@ impl Vault for DyingVault {
     fn create(&self, name: &str) -> tapevault::error::Result<Box<dyn VolumeSink>> {
         Ok(Box::new(DyingSink {
             inner: self.inner.create(name)?,
-            die: self.die_after_record && name.starts_with("prune-"),
+            die: self
+                .die_after_sealing
+                .is_some_and(|prefix| name.starts_with(prefix)),
         }))
     }
     fn open(&self, name: &str) -> tapevault::error::Result<Box<dyn std::io::Read + Send>> {
@@ -245,17 +247,17 @@ impl Vault for DyingVault {
 #[test]
 fn a_prune_stopped_at_any_step_leaves_a_vault_that_verifies_and_a_rerun_completes() {
     // Die after the record, before the first deletion, and after one deletion.
-    for (case, die_after_record, deletions) in [
-        ("after the record", true, i64::MAX),
-        ("before deleting", false, 0),
-        ("after one deletion", false, 1),
+    for (case, die_after_sealing, deletions) in [
+        ("after the record", Some("prune-"), i64::MAX),
+        ("before deleting", None, 0),
+        ("after one deletion", None, 1),
     ] {
         let (env, written) = three_runs();
         env.tv(&["forget", "--keep-last", "1"]).assert().success();
         let vault = DyingVault {
             inner: tapevault::vault::open_vault(&format!("dir:{}", env.vault_dir().display()))
                 .unwrap(),
-            die_after_record,
+            die_after_sealing,
             deletions_left: AtomicI64::new(deletions),
         };
         {
@@ -350,10 +352,9 @@ fn a_new_set_restores_with_every_volume_of_other_sets_removed() {
     }
 }
 
-#[test]
-fn consolidate_then_prune_frees_mostly_dead_volumes_and_restores_stay_exact() {
-    let env = Env::new();
-    // Run 1: four files in one volume; run 2 keeps only the last of them.
+/// Run 1 writes four files; run 2 keeps only the last of them (plus a new one), and
+/// run 1 is forgotten: its volumes are mostly dead. Returns them.
+fn mostly_dead_first_run(env: &Env) -> BTreeSet<String> {
     for i in 0..4 {
         std::fs::write(env.src().join(format!("old{i}")), noise(700 << 10, 30 + i)).unwrap();
     }
@@ -364,12 +365,18 @@ fn consolidate_then_prune_frees_mostly_dead_volumes_and_restores_stay_exact() {
     std::fs::write(env.src().join("new"), noise(500 << 10, 40)).unwrap();
     env.backup(&[]);
     env.tv(&["forget", "--keep-last", "1"]).assert().success();
-    let first_volumes: BTreeSet<String> = first["volumes_written"]
+    first["volumes_written"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn consolidate_then_prune_frees_mostly_dead_volumes_and_restores_stay_exact() {
+    let env = Env::new();
+    let first_volumes = mostly_dead_first_run(&env);
     // Still needed for old3: prune alone cannot free it.
     let (_, plan, _) = run_json(env.tv(&["prune", "--dry-run", "--json"]));
     assert!(
@@ -405,4 +412,46 @@ fn consolidate_then_prune_frees_mostly_dead_volumes_and_restores_stay_exact() {
     let (code, summary, stderr) = rebuild_into(&env, "rebuilt");
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(summary["snapshots"], 1, "{summary}");
+}
+
+#[test]
+fn a_consolidation_stopped_after_sealing_a_volume_is_finished_by_the_next_runs() {
+    let env = Env::new();
+    let first_volumes = mostly_dead_first_run(&env);
+    let vault = DyingVault {
+        inner: tapevault::vault::open_vault(&format!("dir:{}", env.vault_dir().display())).unwrap(),
+        die_after_sealing: Some("tv"),
+        deletions_left: AtomicI64::new(i64::MAX),
+    };
+    {
+        let mut catalog = tapevault::catalog::Catalog::open(&env.path("catalog"), "test").unwrap();
+        let key = tapevault::keys::unlock(&catalog, PASSPHRASE.as_bytes()).unwrap();
+        let options = tapevault::prune::ConsolidateOptions {
+            max_volumes: 4,
+            max_bytes: u64::MAX,
+            max_live_percent: 50,
+            volume_size: 4 << 20,
+            dry_run: false,
+        };
+        let err = tapevault::prune::consolidate(&vault, &mut catalog, &key, &options)
+            .expect_err("the injected power cut stops the run");
+        assert!(err.to_string().contains("injected"), "{err}");
+    }
+    // Nothing is lost: the kept snapshot restores exactly from where the catalog says.
+    let (code, report, landed) = env.restore("out", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_same_tree(&env.src(), &landed);
+    // The next consolidation records the sealed orphan (exit 3, saying so) and goes on;
+    // prune then frees the old volumes.
+    let (code, done, stderr) = run_json(env.tv(&["consolidate", "--json", "--volume-size", "4M"]));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(done["notes"].to_string().contains("recorded now"), "{done}");
+    let (code, _, stderr) = run_json(env.tv(&["prune"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(vault_files(&env).is_disjoint(&first_volumes));
+    let (code, verify, _) = run_json(env.tv(&["verify", "--deep", "--json"]));
+    assert_eq!(code, 0, "{verify}");
+    let (code, report, landed) = env.restore("out-after", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_same_tree(&env.src(), &landed);
 }
