@@ -338,7 +338,7 @@ fn the_shipped_examples_parse() {
         assert!(parsed.is_ok(), "{line}: {parsed:?}");
         entries += 1;
     }
-    assert_eq!(entries, 3);
+    assert_eq!(entries, 5);
     // The systemd units, where systemd-analyze exists.
     let dir = tempfile::tempdir().unwrap();
     let binary = assert_cmd::cargo::cargo_bin("tapevault");
