@@ -229,10 +229,7 @@ pub fn backup(
     } else {
         catalog.current_volume_set()?
     };
-    let claimed = Arc::new(Claims {
-        volume_set,
-        chosen: Mutex::default(),
-    });
+    let claimed = Arc::new(Claims::new(volume_set));
     let threads = if options.threads == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -385,7 +382,6 @@ fn walk_sources(
 }
 
 /// The chunks this run has decided to store: each is claimed exactly once.
-#[derive(Default)]
 struct Claims {
     /// Only chunks stored in this volume set count as stored.
     volume_set: u64,
@@ -393,6 +389,13 @@ struct Claims {
 }
 
 impl Claims {
+    fn new(volume_set: u64) -> Claims {
+        Claims {
+            volume_set,
+            chosen: Mutex::default(),
+        }
+    }
+
     /// True if the chunk is in no sealed volume and nobody in this run claimed it yet.
     fn claim(&self, catalog: &Catalog, id: &crate::ids::ChunkId, kind: BlobKind) -> Result<bool> {
         if catalog.has_blob(id, kind, self.volume_set)? {
@@ -904,10 +907,7 @@ pub fn backup_crafted(
     let ids = key.chunk_id_key();
     let params = ChunkParams::from_seed(key.chunker_seed());
     let volume_set = catalog.current_volume_set()?;
-    let claimed = Claims {
-        volume_set,
-        chosen: Mutex::default(),
-    };
+    let claimed = Claims::new(volume_set);
     let shape = VolumeShape {
         size: 64 << 20,
         parity: None,

@@ -693,6 +693,16 @@ fn open_blobs<'a>(
     })
 }
 
+/// Where the reader stands before the next member.
+enum Resume {
+    /// At a valid member header.
+    At(crate::volume::Member),
+    /// After damage (a bad header; `None`: zeroed blocks where a header belongs).
+    AfterDamage(Option<Error>),
+    /// Inside a pack it read by its catalog offsets: no damage, nothing to report.
+    InsidePack,
+}
+
 /// Where reading goes on after damage: a member found by scanning, or a wanted pack
 /// read straight from the offsets the catalog holds.
 enum Step {
@@ -700,21 +710,24 @@ enum Step {
     Pack(u32, Vec<u8>),
 }
 
-/// Go on after damage at the reader's position, saying where and why. When the
-/// catalog places the next wanted pack at or after this point, its blobs are read
-/// from their recorded offsets, so a lost header costs no data; otherwise scan to
-/// the next valid member. Nothing readable after the damage is an error: the
-/// volume is cut short or overwritten. `continuing`: no damage, the reader is only
-/// inside a pack it read by offsets, so nothing is reported.
-fn skip_damage<R: Read>(
+/// The next step of reading: the member the reader stands at, or, after damage,
+/// where to go on, saying where and why. When the catalog places the next wanted
+/// pack at or after this point, its blobs are read from their recorded offsets, so a
+/// lost header costs no data; otherwise scan to the next valid member. Nothing
+/// readable after the damage is an error: the volume is cut short or overwritten.
+fn resume_reading<R: Read>(
     reader: &mut VolumeReader<R>,
     volume: &VolumeRow,
-    damage: Option<Error>,
+    resume: Resume,
     per_pack: &PackBlobs,
     reached: &mut u32,
-    continuing: bool,
     findings: &mut Findings,
 ) -> Result<Option<Step>> {
+    let (damage, continuing) = match resume {
+        Resume::At(member) => return Ok(Some(Step::Member(member))),
+        Resume::AfterDamage(damage) => (damage, false),
+        Resume::InsidePack => (None, true),
+    };
     let from = reader.position();
     let why = damage
         .as_ref()
@@ -830,46 +843,30 @@ pub(crate) fn read_volume<R: Read>(
     // After a pack read by its catalog offsets the reader is inside that pack.
     let mut inside_pack = false;
     loop {
-        let member = if std::mem::take(&mut inside_pack) {
-            skip_damage(
-                &mut reader,
-                volume,
-                None,
-                per_pack,
-                &mut reached,
-                true,
-                findings,
-            )?
+        let resume = if std::mem::take(&mut inside_pack) {
+            Resume::InsidePack
         } else {
             match reader.next_member() {
-                Ok(Some(member)) => Some(Step::Member(member)),
+                Ok(Some(member)) => Resume::At(member),
                 // A damaged header or zeroed blocks before the packs still wanted: the
                 // loss is at most that member (T5, T6), and nothing when the catalog
                 // knows where the next wanted pack lies.
-                Ok(None) if reached < last_needed => skip_damage(
-                    &mut reader,
-                    volume,
-                    None,
-                    per_pack,
-                    &mut reached,
-                    false,
-                    findings,
-                )?,
+                Ok(None) if reached < last_needed => Resume::AfterDamage(None),
                 Err(err) if err.kind() == ErrorKind::Corrupt && reached < last_needed => {
-                    skip_damage(
-                        &mut reader,
-                        volume,
-                        Some(err),
-                        per_pack,
-                        &mut reached,
-                        false,
-                        findings,
-                    )?
+                    Resume::AfterDamage(Some(err))
                 }
                 Ok(None) => break,
                 Err(err) => return Err(err),
             }
         };
+        let member = resume_reading(
+            &mut reader,
+            volume,
+            resume,
+            per_pack,
+            &mut reached,
+            findings,
+        )?;
         let (number, data) = match member {
             None => break,
             Some(Step::Pack(number, data)) => {

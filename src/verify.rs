@@ -206,10 +206,7 @@ fn read_repaired<T>(
     volume: &VolumeRow,
     source: Box<dyn std::io::Read + Send>,
     findings: &mut Findings,
-    read: impl FnOnce(
-        &mut HashingReader<&mut RepairingReader<&mut HashingReader<Box<dyn std::io::Read + Send>>>>,
-        &mut Findings,
-    ) -> T,
+    read: impl FnOnce(&mut dyn std::io::Read, &mut Findings) -> T,
 ) -> Result<(WholeRead, T)> {
     let mut stored = HashingReader::new(source);
     let mut repairing = RepairingReader::new(&mut stored);

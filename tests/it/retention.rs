@@ -102,27 +102,10 @@ fn prune_after_forget_frees_exactly_the_unneeded_volumes_and_keeps_restores_exac
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(summary["snapshots"], 1, "{summary}");
     let rebuilt = env.path("rebuilt");
-    let target = env.path("out-rebuilt");
-    let out = env
-        .tv(&[
-            "restore",
-            "--catalog",
-            rebuilt.to_str().unwrap(),
-            "--target",
-            target.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_same_tree(
-        &env.src(),
-        &target.join(env.src().strip_prefix("/").unwrap()),
-    );
+    let (code, report, landed) =
+        env.restore("out-rebuilt", &["--catalog", rebuilt.to_str().unwrap()]);
+    assert_eq!(code, 0, "{report}");
+    assert_same_tree(&env.src(), &landed);
 }
 
 #[test]
