@@ -247,13 +247,14 @@ pub fn restore(
     progress: &dyn Observer,
 ) -> Result<RestoreReport> {
     let started = std::time::Instant::now();
-    let record = catalog.find_snapshot(&options.snapshot)?;
-    let info = catalog.vault_info()?;
+    // A mistyped copy address is a usage error before anything else is looked at.
     let copies = options
         .copy_vaults
         .iter()
         .map(|address| crate::vault::open_vault(address))
         .collect::<Result<Vec<_>>>()?;
+    let record = catalog.find_snapshot(&options.snapshot)?;
+    let info = catalog.vault_info()?;
     let includes: Vec<PathBytes> = options
         .includes
         .iter()

@@ -453,6 +453,10 @@ fn drill(
         out.drill_history(&ctx.catalog()?.drills()?);
         return Ok(exit::OK);
     }
+    // A mistyped copy address is a usage error before the drill looks at anything.
+    for address in &args.copy_vault {
+        vault::open_vault(address)?;
+    }
     let vault = ctx.vault()?;
     let options = crate::drill::DrillOptions {
         snapshot: args.snapshot,

@@ -88,6 +88,22 @@ fn usage_errors_are_exit_2() {
         let (code, err) = code_and_stderr(env.tv(&args));
         assert_eq!(code, 2, "{args:?}: {err}");
     }
+    // Bad values caught by tapevault itself: one line each.
+    for args in [
+        vec!["consolidate", "--volume-size", "1M"],
+        vec![
+            "restore",
+            "--target",
+            "/tmp/nowhere",
+            "--copy-vault",
+            "bogus",
+        ],
+        vec!["drill", "--copy-vault", "s4://nowhere"],
+    ] {
+        let (code, err) = code_and_stderr(env.tv(&args));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
     let (code, err) = code_and_stderr(
         env.tv(&["snapshots"])
             .env("TAPEVAULT_VAULT", "tape:/dev/nst0"),

@@ -120,6 +120,20 @@ fn t7_t9_a_burst_at_the_bound_anywhere_is_repaired_exactly_and_reported() {
             assert_eq!(code, 3, "{case}: {report}");
             assert_eq!(report["damaged_files"].as_array().unwrap().len(), 0);
             assert_repairs_cover(&report["repaired"], &volume, &original, &damaged);
+            // A drill reads through the same repair and says so.
+            let (code, report, _) = run_json(env.tv(&["drill", "--all", "--json"]));
+            assert_eq!(code, 3, "{case}: {report}");
+            assert_eq!(report["files_checked"], 60, "{report}");
+            assert!(
+                !report["repaired"].as_array().unwrap().is_empty(),
+                "{report}"
+            );
+        }
+        if case == "start" {
+            // A rebuild reaches the damaged label through the parity as well.
+            let (code, summary, stderr) = rebuild_into(&env, "rebuilt");
+            assert!(code == 0 || code == 3, "{stderr}");
+            assert_eq!(summary["snapshots"], 1, "{summary}");
         }
     }
     std::fs::write(&first, &original).unwrap();
