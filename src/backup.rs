@@ -685,7 +685,7 @@ impl<'a> Writer<'a> {
             wrapped_key: self.info.wrapped_key.clone(),
             parity: self.shape.parity,
         };
-        let sink = self.vault.create(&name)?;
+        let sink = self.vault.create(&name, self.shape.size)?;
         self.progress.on(Event::Writing(&name));
         let set_reserve = crate::volume::SET_ENTRY_RESERVE * sequence;
         let writer = VolumeWriter::start(sink, &label, self.shape.size, set_reserve)?;

@@ -18,7 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 const DB_FILE: &str = "catalog.sqlite";
 const LOCK_FILE: &str = "lock";
 
@@ -29,6 +29,15 @@ macro_rules! drills_table {
   id INTEGER PRIMARY KEY, started INTEGER NOT NULL, snapshot TEXT NOT NULL, mode TEXT NOT NULL,
   outcome TEXT NOT NULL, files INTEGER NOT NULL, bytes INTEGER NOT NULL,
   damaged INTEGER NOT NULL, seconds REAL NOT NULL, report TEXT NOT NULL);"
+    };
+}
+
+/// Added in schema 4: verified copies of volumes in other vaults (`copy`).
+macro_rules! copies_table {
+    () => {
+        "CREATE TABLE IF NOT EXISTS copies(
+  sequence INTEGER NOT NULL, vault TEXT NOT NULL, copied INTEGER NOT NULL,
+  PRIMARY KEY(sequence, vault));"
     };
 }
 
@@ -55,7 +64,8 @@ CREATE TABLE snapshots(
 CREATE TABLE nodes(snapshot TEXT NOT NULL, path BLOB NOT NULL, node TEXT NOT NULL);
 CREATE INDEX nodes_by_path ON nodes(snapshot, path);
 ",
-    drills_table!()
+    drills_table!(),
+    copies_table!()
 );
 
 /// One past drill, as `drill --history` lists it.
@@ -216,12 +226,15 @@ impl Catalog {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(|e| damaged(&e))?;
-        if version == 1 || version == 2 {
-            // Schema 2 added drills; schema 3 volume sets (every older volume is in set 1).
-            conn.execute_batch(drills_table!())?;
-            conn.execute_batch(
-                "ALTER TABLE volumes ADD COLUMN volume_set INTEGER NOT NULL DEFAULT 1;",
-            )?;
+        if (1..SCHEMA_VERSION).contains(&version) {
+            // Schema 2 added drills; 3 volume sets (every older volume is in set 1); 4 copies.
+            if version < 3 {
+                conn.execute_batch(drills_table!())?;
+                conn.execute_batch(
+                    "ALTER TABLE volumes ADD COLUMN volume_set INTEGER NOT NULL DEFAULT 1;",
+                )?;
+            }
+            conn.execute_batch(copies_table!())?;
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         } else if version != SCHEMA_VERSION {
             return Err(Error::corrupt(format!(
@@ -334,6 +347,28 @@ impl Catalog {
     /// pruned, are no longer part of it).
     pub fn volumes(&self) -> Result<Vec<VolumeRow>> {
         self.volumes_where("state NOT IN ('pruning', 'pruned')")
+    }
+
+    /// Record a verified copy of volume `sequence` in the vault at `address`.
+    pub fn record_copy(&mut self, sequence: u64, address: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO copies(sequence, vault, copied) VALUES (?1, ?2, ?3)",
+            params![sequence, address, crate::backup::unix_now()],
+        )?;
+        Ok(())
+    }
+
+    /// Where each volume has verified copies, by sequence.
+    pub fn copies(&self) -> Result<std::collections::BTreeMap<u64, Vec<String>>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT sequence, vault FROM copies ORDER BY sequence, vault")?;
+        let mut out = std::collections::BTreeMap::<u64, Vec<String>>::new();
+        for row in stmt.query_map([], |row| Ok((row.get::<_, u64>(0)?, row.get(1)?)))? {
+            let (sequence, vault) = row?;
+            out.entry(sequence).or_default().push(vault);
+        }
+        Ok(out)
     }
 
     /// Volumes a prune decided to delete and may not have finished deleting.

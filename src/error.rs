@@ -23,6 +23,9 @@ pub enum ErrorKind {
     Corrupt,
     /// Something needed (vault, catalog, volume, snapshot) does not exist.
     Missing,
+    /// The medium holds it but cannot give it now (an object in a cold storage class):
+    /// not damage, and not lost.
+    Offline,
 }
 
 /// A located failure: the message says what happened and, where useful, what to do.

@@ -75,7 +75,7 @@ pub fn init(
         chunker: crate::chunk::CHUNKER_VERSION.into(),
     };
     Catalog::create(catalog_dir, &info)?;
-    let mut sink = vault.create(VAULT_LABEL)?;
+    let mut sink = vault.create(VAULT_LABEL, 1 << 20)?;
     sink.write_all(&label.encode())
         .map_err(|e| Error::io("cannot write", Path::new(VAULT_LABEL), e))?;
     sink.seal()?;
@@ -114,7 +114,7 @@ fn write_key_label(vault: &dyn Vault, info: &VaultInfo, wrapped: &WrappedKey) ->
         wrapped_key: wrapped.clone(),
         parity: None,
     };
-    let mut sink = vault.create(&name)?;
+    let mut sink = vault.create(&name, 1 << 20)?;
     sink.write_all(&label.encode())
         .map_err(|e| Error::io("cannot write", Path::new(&name), e))?;
     sink.seal()?;

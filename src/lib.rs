@@ -23,6 +23,7 @@ pub mod catalog;
 pub mod chunk;
 pub mod cli;
 pub mod compress;
+pub mod copy;
 pub mod crypto;
 pub mod drill;
 pub mod error;

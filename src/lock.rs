@@ -13,7 +13,44 @@ use std::path::Path;
 
 /// Holds a run lock until dropped.
 pub struct RunLock {
-    _file: std::fs::File,
+    _held: Box<dyn Send>,
+}
+
+impl RunLock {
+    /// A lock released when `guard` is dropped (an object store's lock object).
+    pub fn held(guard: impl Send + 'static) -> RunLock {
+        RunLock {
+            _held: Box::new(guard),
+        }
+    }
+}
+
+/// Who holds a lock, for the message another run prints: `pid N on HOST since T`.
+pub fn holder_line() -> String {
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    let since = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    format!("pid {} on {host} since {since}", std::process::id())
+}
+
+/// True when a [`holder_line`] names a process on this host that no longer exists.
+pub fn holder_is_dead_here(holder: &str) -> bool {
+    let mut words = holder.split_whitespace();
+    let (Some("pid"), Some(pid), Some("on"), Some(host)) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        return false;
+    };
+    let this_host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    let Some(pid) = pid.parse().ok().and_then(rustix::process::Pid::from_raw) else {
+        return false;
+    };
+    host == this_host && rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
 }
 
 /// Take the exclusive lock at `path`, or fail at once naming the holder (exit 6).
@@ -38,14 +75,9 @@ pub fn acquire(path: &Path) -> Result<RunLock> {
             ),
         ));
     }
-    let host = rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned();
-    let since = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let _ = file.set_len(0);
     let _ = file.rewind();
-    let _ = write!(file, "pid {} on {host} since {since}", std::process::id());
+    let _ = write!(file, "{}", holder_line());
     let _ = file.flush();
-    Ok(RunLock { _file: file })
+    Ok(RunLock::held(file))
 }

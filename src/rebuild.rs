@@ -407,7 +407,7 @@ fn record_hashes(
 /// Bytes read from a volume's start to find its label (a label member is under 2 KiB).
 const LABEL_WINDOW: u64 = 8 << 10;
 /// First tail read for the index; grown while the index header is not in it.
-const FIRST_TAIL_WINDOW: u64 = 256 << 10;
+const FIRST_TAIL_WINDOW: u64 = 32 << 10;
 
 /// Read one volume: its label (or the `identity` a set list gave), then its index
 /// from the tail by ranged reads, or, when that fails, every member front to back,

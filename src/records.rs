@@ -49,7 +49,7 @@ pub fn write<T: Serialize>(
     let plain = serde_json::to_vec(record).expect("records serialise");
     let mut bytes = MAGIC.to_vec();
     bytes.extend_from_slice(&key.seal_record(vault_id, kind, &id, &plain));
-    let mut sink = vault.create(&name)?;
+    let mut sink = vault.create(&name, 1 << 20)?;
     sink.write_all(&bytes)
         .map_err(|e| Error::io("cannot write", std::path::Path::new(&name), e))?;
     sink.seal()?;

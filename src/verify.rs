@@ -13,7 +13,7 @@
 
 use crate::catalog::{Catalog, VolumeRow};
 use crate::crypto::{BlobKind, MasterKey};
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::ids::ChunkId;
 use crate::model::NodeKind;
 use crate::parity::{Repair, RepairingReader};
@@ -159,6 +159,11 @@ pub fn verify(
                 .open(&volume.name)
                 .and_then(|source| read_repaired(volume, source, &mut findings, |_, _| ()));
             match read {
+                // Archived in cold storage: not checked, and not damaged either.
+                Err(err) if err.kind() == ErrorKind::Offline => {
+                    report.missing.push(problem(volume, err.to_string()));
+                    volume.state.as_str()
+                }
                 Ok((read, ())) => {
                     let damage = read.judge(volume, &mut findings).map(|why| {
                         std::iter::once(why)
@@ -382,6 +387,7 @@ pub fn deep(
         let wanted = &plan[&volume.sequence];
         let mut opened: HashSet<(ChunkId, BlobKind)> = HashSet::new();
         let mut failed = HashMap::new();
+        let mut offline = None;
         let state = if !listing.sealed.contains(&volume.name) {
             report
                 .volumes
@@ -389,21 +395,37 @@ pub fn deep(
                 .push(problem(volume, "missing from the vault".into()));
             "missing"
         } else {
-            let (bytes, damage, repaired) = check_volume(
-                vault,
-                volume,
-                &keys,
-                wanted,
-                &mut opened,
-                &mut failed,
-                &mut report,
-            );
+            let (bytes, damage, repaired) = match vault.open(&volume.name) {
+                // Archived in cold storage: its blobs are not checked, and not damaged either.
+                Err(err) if err.kind() == ErrorKind::Offline => {
+                    report
+                        .volumes
+                        .missing
+                        .push(problem(volume, err.to_string()));
+                    offline = Some(err.to_string());
+                    (0, None, Vec::new())
+                }
+                Err(err) => (0, Some(format!("unreadable: {err}")), Vec::new()),
+                Ok(source) => check_volume(
+                    source,
+                    volume,
+                    &keys,
+                    wanted,
+                    &mut opened,
+                    &mut failed,
+                    &mut report,
+                ),
+            };
             if !repaired.is_empty() {
                 repaired_volumes.insert(volume.sequence);
             }
-            report
-                .volumes
-                .volume_outcome(volume, bytes, damage, repaired)
+            if offline.is_some() {
+                volume.state.as_str()
+            } else {
+                report
+                    .volumes
+                    .volume_outcome(volume, bytes, damage, repaired)
+            }
         };
         catalog.set_volume_state(volume.sequence, state)?;
         progress.on(Event::Bytes(volume.bytes));
@@ -415,6 +437,7 @@ pub fn deep(
             let reason = match failed.remove(&(*id, loc.kind)) {
                 Some(why) => why,
                 None if state == "missing" => format!("volume {} is missing", volume.name),
+                None if offline.is_some() => offline.clone().unwrap_or_default(),
                 None => format!(
                     "volume {} pack {} blob {}: not reached (the volume ends or breaks before it)",
                     volume.name, loc.pack, loc.position
@@ -630,7 +653,7 @@ impl ChunkReader<'_> {
 /// and hash all of it. Returns the bytes read, why it is damaged if it is, and
 /// what its parity repaired.
 fn check_volume(
-    vault: &dyn Vault,
+    source: Box<dyn std::io::Read + Send>,
     volume: &VolumeRow,
     keys: &ReadKeys<'_>,
     wanted: &PackBlobs,
@@ -638,10 +661,6 @@ fn check_volume(
     failed: &mut HashMap<(ChunkId, BlobKind), String>,
     report: &mut DeepReport,
 ) -> (u64, Option<String>, Vec<Repair>) {
-    let source = match vault.open(&volume.name) {
-        Ok(source) => source,
-        Err(err) => return (0, Some(format!("unreadable: {err}")), Vec::new()),
-    };
     let mut findings = Findings::default();
     let read = read_repaired(volume, source, &mut findings, |repaired, findings| {
         read_volume(repaired, volume, keys, wanted, findings, |id, loc, _| {

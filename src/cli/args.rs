@@ -23,7 +23,11 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Where the volumes live: dir:/path (a folder on disk, NFS or a removable drive)
+    /// Where the volumes live: dir:/path (a folder on disk, NFS or a removable drive) or
+    /// s3://bucket/prefix (S3 or compatible; credentials, region and endpoint from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
+    /// AWS_ENDPOINT_URL or AWS_PROFILE; a failing request is tried again
+    /// TAPEVAULT_S3_RETRIES times, 6 by default, about 16 s in all)
     #[arg(long, global = true, env = "TAPEVAULT_VAULT", value_name = "VAULT")]
     pub vault: Option<String>,
     /// The catalog folder for this vault [default: $XDG_STATE_HOME/tapevault/<vault hash>]
@@ -125,6 +129,16 @@ pub enum Command {
     /// of dead space first); each blob's place in the catalog moves only once its new
     /// volume is sealed, so a run stopped anywhere loses nothing. Run prune afterwards.
     Consolidate(ConsolidateArgs),
+    /// Copy sealed volumes to a second vault (another disk, a bucket, another site)
+    ///
+    /// Copies every sealed volume the destination lacks, oldest first, with the vault's
+    /// labels and records, so that an empty destination becomes a full copy of the same
+    /// vault: it restores, rebuilds a catalog and drills on its own. Each volume is checked
+    /// against the catalog's size and BLAKE3 while it streams and sealed only if it
+    /// matches; a damaged or missing source volume is named (exit 4) and the rest carry
+    /// on. No passphrase is needed. Run it after each backup; rerun it after a failure.
+    /// Restore, drill and verify --deep read a copy with --copy-vault.
+    Copy(CopyArgs),
     /// Check every volume's bytes against the catalog (no passphrase needed), or with
     /// --deep every blob and file; exit 4 names missing or damaged volumes and files
     ///
@@ -217,6 +231,12 @@ pub struct BackupArgs {
     /// [default: 0 for dir: vaults, which belong on redundant disks]
     #[arg(long, value_name = "PERCENT")]
     pub parity: Option<u8>,
+    /// S3 storage class of the new volumes (STANDARD_IA, GLACIER_IR, GLACIER, DEEP_ARCHIVE,
+    /// ...). Volumes in GLACIER or DEEP_ARCHIVE must be rehydrated (S3 RestoreObject)
+    /// before a restore can read them; restore names each one it needs [default: the
+    /// bucket's]
+    #[arg(long, value_name = "CLASS")]
+    pub storage_class: Option<String>,
     /// Start an independent volume set: store everything again, deduplicating against no
     /// earlier volume, so this set alone restores this snapshot (the weekly offsite full of
     /// a rotation). Later backups join the newest set.
@@ -360,6 +380,25 @@ pub struct VerifyArgs {
     /// With --deep: check only this snapshot's blobs and files (id prefix or 'latest')
     #[arg(long, requires = "deep", value_name = "SNAPSHOT")]
     pub snapshot: Option<String>,
+    /// With --deep: a vault holding copies of the same volumes, checked for any volume
+    /// that is missing or damaged here; when a copy is whole, the data is safe (exit 3,
+    /// naming the copy) but this vault's volume is still reported; repeatable
+    #[arg(long, requires = "deep", value_name = "VAULT")]
+    pub copy_vault: Vec<String>,
+}
+
+/// `copy`.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The vault to copy from [default: --vault]
+    #[arg(long, value_name = "VAULT")]
+    pub from: Option<String>,
+    /// The vault to copy to: empty (it becomes a copy of this vault) or a copy already
+    #[arg(long, value_name = "VAULT")]
+    pub to: String,
+    /// S3 storage class of the copies (see backup --storage-class)
+    #[arg(long, value_name = "CLASS")]
+    pub storage_class: Option<String>,
 }
 
 /// `drill`.

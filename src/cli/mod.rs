@@ -136,7 +136,11 @@ impl Context {
     /// Everything a run that writes to the vault needs: the vault, its catalog, both
     /// writer locks (held while the returned value lives) and the unlocked key.
     fn for_writing(&self) -> Result<Writing> {
-        let vault = self.vault()?;
+        self.for_writing_with(&vault::VaultOptions::default())
+    }
+
+    fn for_writing_with(&self, options: &vault::VaultOptions) -> Result<Writing> {
+        let vault = vault::open_vault_with(&self.address, options)?;
         let catalog = self.catalog_for(vault.as_ref())?;
         let catalog_lock = catalog::lock(&self.catalog_dir)?;
         let vault_lock = vault.lock_writers()?;
@@ -172,7 +176,14 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
     if let Command::Generate(args) = &cli.command {
         return generate::run(args).map(|()| exit::OK);
     }
-    let ctx = Context::new(cli.global)?;
+    let mut global = cli.global;
+    if let Command::Copy(args::CopyArgs {
+        from: Some(from), ..
+    }) = &cli.command
+    {
+        global.vault = Some(from.clone());
+    }
+    let ctx = Context::new(global)?;
     let out = render::Output {
         json: ctx.global.json,
         quiet: ctx.global.quiet,
@@ -193,7 +204,10 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
             Ok(exit::OK)
         }
         Command::Backup(args) => {
-            let mut run = ctx.for_writing()?;
+            let mut run = ctx.for_writing_with(&vault::VaultOptions {
+                storage_class: args.storage_class.clone(),
+                ..vault::VaultOptions::default()
+            })?;
             let excludes = args
                 .exclude
                 .iter()
@@ -314,7 +328,7 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
             } else {
                 catalog.volumes()?
             };
-            out.volumes(&volumes, &listing);
+            out.volumes(&volumes, &listing, &catalog.copies()?);
             Ok(exit::OK)
         }
         Command::Forget(args) => {
@@ -386,6 +400,23 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
                 crate::prune::prune(run.vault.as_ref(), &mut run.catalog, &run.key, args.dry_run)?;
             out.prune(&report);
             Ok(exit::for_report(false, !report.warnings.is_empty()))
+        }
+        Command::Copy(args) => {
+            let from = ctx.vault()?;
+            let to = vault::open_vault_with(
+                &args.to,
+                &vault::VaultOptions {
+                    storage_class: args.storage_class,
+                    ..vault::VaultOptions::default()
+                },
+            )?;
+            let mut catalog = ctx.catalog_for(from.as_ref())?;
+            let shown = progress::Shown::new(&out, "copy");
+            let report = crate::copy::copy(&mut catalog, from.as_ref(), to.as_ref(), &shown);
+            shown.finish();
+            let report = report?;
+            out.copy(&report);
+            Ok(exit::for_report(!report.problems.is_empty(), false))
         }
         Command::Verify(args) => {
             let vault = ctx.vault()?;

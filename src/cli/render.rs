@@ -481,6 +481,34 @@ impl Output {
         );
     }
 
+    pub fn copy(&self, report: &crate::copy::CopyReport) {
+        if self.json {
+            return self.json(report);
+        }
+        // Damage goes to stdout with the rest: the report is the product, not a log line.
+        for problem in &report.problems {
+            println!("NOT COPIED {}: {}", problem.volume, problem.message);
+        }
+        if self.quiet {
+            return;
+        }
+        for name in &report.labels_and_records {
+            println!("copied {name}");
+        }
+        for volume in &report.copied {
+            println!("copied {} ({})", volume.name, bytes(volume.bytes));
+        }
+        println!(
+            "copied {} volumes ({}) from {} to {}; {} already there, {} not copied",
+            report.copied.len(),
+            bytes(report.bytes),
+            report.from,
+            report.to,
+            report.already_there,
+            report.problems.len()
+        );
+    }
+
     pub fn prune(&self, report: &crate::prune::PruneReport) {
         if self.json_or_warnings(report, &report.warnings) {
             return;
@@ -512,7 +540,12 @@ impl Output {
         );
     }
 
-    pub fn volumes(&self, volumes: &[VolumeRow], listing: &Listing) {
+    pub fn volumes(
+        &self,
+        volumes: &[VolumeRow],
+        listing: &Listing,
+        copies: &std::collections::BTreeMap<u64, Vec<String>>,
+    ) {
         let abandoned: Vec<&String> = listing.partial.iter().collect();
         let missing: Vec<&VolumeRow> = volumes
             .iter()
@@ -524,11 +557,16 @@ impl Output {
                 volumes: &'a [VolumeRow],
                 missing: Vec<&'a str>,
                 abandoned: Vec<&'a String>,
+                copies: std::collections::BTreeMap<&'a str, &'a Vec<String>>,
             }
             return self.json(&Volumes {
                 volumes,
                 missing: missing.iter().map(|v| v.name.as_str()).collect(),
                 abandoned,
+                copies: volumes
+                    .iter()
+                    .filter_map(|v| Some((v.name.as_str(), copies.get(&v.sequence)?)))
+                    .collect(),
             });
         }
         println!(
@@ -542,13 +580,17 @@ impl Output {
                 v.state.as_str()
             };
             println!(
-                "{:<7} {:<28} {:<9} {:>10}  {:<5} {}",
+                "{:<7} {:<28} {:<9} {:>10}  {:<5} {}{}",
                 v.sequence,
                 v.name,
                 state,
                 bytes(v.bytes),
                 v.volume_set,
-                time(v.created)
+                time(v.created),
+                copies
+                    .get(&v.sequence)
+                    .map(|to| format!("  copies: {}", to.join(", ")))
+                    .unwrap_or_default()
             );
         }
         for name in abandoned {

@@ -60,9 +60,9 @@ impl Vault for FaultVault {
     fn list(&self) -> tapevault::error::Result<Listing> {
         self.inner.list()
     }
-    fn create(&self, name: &str) -> tapevault::error::Result<Box<dyn VolumeSink>> {
+    fn create(&self, name: &str, max_len: u64) -> tapevault::error::Result<Box<dyn VolumeSink>> {
         Ok(Box::new(FaultSink {
-            inner: self.inner.create(name)?,
+            inner: self.inner.create(name, max_len)?,
             budget: Arc::clone(&self.budget),
             fault: self.fault,
         }))

@@ -27,3 +27,7 @@ mod privacy;
 mod restore_safety;
 /// Forget and prune: nothing a kept snapshot needs is ever deleted.
 mod retention;
+/// Object storage vaults and copies between vaults, against a real S3 server.
+mod s3;
+/// The promises every vault kind keeps, checked on each kind.
+mod vaults;

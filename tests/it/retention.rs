@@ -194,9 +194,9 @@ impl Vault for DyingVault {
     fn list(&self) -> tapevault::error::Result<Listing> {
         self.inner.list()
     }
-    fn create(&self, name: &str) -> tapevault::error::Result<Box<dyn VolumeSink>> {
+    fn create(&self, name: &str, max_len: u64) -> tapevault::error::Result<Box<dyn VolumeSink>> {
         Ok(Box::new(DyingSink {
-            inner: self.inner.create(name)?,
+            inner: self.inner.create(name, max_len)?,
             die: self
                 .die_after_sealing
                 .is_some_and(|prefix| name.starts_with(prefix)),

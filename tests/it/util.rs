@@ -22,6 +22,8 @@ pub const CHEAP_INIT: [&str; 7] = [
 /// A temporary vault, catalog, passphrase file and source folder.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// The vault address every command gets (`dir:` in the scratch folder unless on S3).
+    pub vault: String,
 }
 
 impl Env {
@@ -40,7 +42,16 @@ impl Env {
         std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
         std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::create_dir(dir.path().join("src")).unwrap();
-        Env { dir }
+        let vault = format!("dir:{}", dir.path().join("vault").display());
+        Env { dir, vault }
+    }
+
+    /// A fresh, initialised vault in a new bucket of the test S3 server.
+    pub fn on_s3() -> Env {
+        let mut env = Env::uninitialised();
+        env.vault = format!("{}/site1", new_bucket());
+        env.tv(&CHEAP_INIT).assert().success();
+        env
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -64,14 +75,14 @@ impl Env {
     pub fn process(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tapevault"));
         cmd.env_remove("TAPEVAULT_PASSPHRASE")
-            .env(
-                "TAPEVAULT_VAULT",
-                format!("dir:{}", self.vault_dir().display()),
-            )
+            .env("TAPEVAULT_VAULT", &self.vault)
             .env("TAPEVAULT_CATALOG", self.path("catalog"))
             .arg("--passphrase-file")
             .arg(self.path("pass"))
             .args(args);
+        if self.vault.starts_with("s3://") || args.iter().any(|a| a.starts_with("s3://")) {
+            s3_credentials(&mut cmd);
+        }
         cmd
     }
 
@@ -450,4 +461,77 @@ pub fn copy_dir(from: &Path, to: &Path) {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
+}
+
+/// The S3 API server the tests share: moto on 127.0.0.1, started on first use from
+/// the virtualenv `.ci/run` creates (or `TAPEVAULT_TEST_PYTHON`), ended when this
+/// test process exits (its stdin is our pipe).
+pub fn s3_endpoint() -> &'static str {
+    static SERVER: std::sync::OnceLock<(std::process::Child, String)> = std::sync::OnceLock::new();
+    &SERVER
+        .get_or_init(|| {
+            use std::io::BufRead;
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let python = std::env::var_os("TAPEVAULT_TEST_PYTHON")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root.join(".ci/venv/bin/python"));
+            let mut child = std::process::Command::new(&python)
+                .arg(root.join("fixtures/s3/moto_server.py"))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot start the S3 test server with {} ({e}): run .ci/run once, or set TAPEVAULT_TEST_PYTHON to a python with moto[server]",
+                        python.display()
+                    )
+                });
+            let mut port = String::new();
+            std::io::BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut port)
+                .unwrap();
+            assert!(!port.trim().is_empty(), "the S3 test server did not start");
+            (child, format!("http://127.0.0.1:{}", port.trim()))
+        })
+        .1
+}
+
+/// Point a tapevault process at the test S3 server with its (accepted) test credentials.
+pub fn s3_credentials(cmd: &mut std::process::Command) {
+    for var in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_ACCESS_KEY_ID", "tapevault-test")
+        .env("AWS_SECRET_ACCESS_KEY", "tapevault-test-secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", s3_endpoint());
+}
+
+/// A new, empty bucket on the test server; returns `s3://NAME`.
+pub fn new_bucket() -> String {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let endpoint = s3_endpoint();
+    let name = format!(
+        "tv-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let host = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "PUT /{name} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "create bucket: {answer}"
+    );
+    format!("s3://{name}")
 }

@@ -1,80 +1,14 @@
-//! Vaults (stage 9): where volume bytes live. Opaque bytes, strictly sequential writes.
+//! The `dir:` vault: one file per object in a directory (local disk, NFS, a removable drive).
 //!
-//! A vault is addressed by one string (`dir:/mnt/offsite`). Writing a
-//! volume goes through a [`VolumeSink`]: bytes are appended front to back and
-//! the volume becomes visible under its name only when [`VolumeSink::seal`]
-//! succeeds (dir: fsync the file, rename without replacing, fsync the folder).
-//! A sink dropped without sealing stays as `NAME.partial`: an abandoned
-//! volume, listed as such and never trusted. A failed fsync is never retried.
-//! Does not know about tar, keys or the catalog.
+//! A volume is written as `NAME.partial`, then fsynced, renamed without replacing
+//! and the folder fsynced: only then is it visible under its name.
 
+use super::{Listing, Vault, VolumeSink, PARTIAL_SUFFIX};
 use crate::error::{at, Error, ErrorKind, Result};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-
-/// Suffix of a volume still being written (or abandoned by a crash).
-pub const PARTIAL_SUFFIX: &str = ".partial";
-
-/// What a vault holds, by name.
-#[derive(Debug, Default)]
-pub struct Listing {
-    /// Sealed objects.
-    pub sealed: Vec<String>,
-    /// Unfinished write attempts (abandoned unless a run is in progress).
-    pub partial: Vec<String>,
-}
-
-/// A medium holding volumes.
-pub trait Vault: Send {
-    /// The vault's address, as the operator wrote it.
-    fn location(&self) -> &str;
-    /// Everything in the vault. An error is never read as "empty".
-    fn list(&self) -> Result<Listing>;
-    /// Start writing a new object; it is invisible until sealed.
-    fn create(&self, name: &str) -> Result<Box<dyn VolumeSink>>;
-    /// Read a sealed object front to back.
-    fn open(&self, name: &str) -> Result<Box<dyn Read + Send>>;
-    /// The object's size and up to `len` bytes from `offset` (fewer at its end):
-    /// how a rebuild reaches a label and an index without reading the data between.
-    fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<(u64, Vec<u8>)>;
-    /// Delete a sealed object (prune); deleting one that is already gone succeeds.
-    fn delete(&self, name: &str) -> Result<()>;
-    /// Take the vault's writer lock: two runs with different catalogs (two hosts)
-    /// must never write the same vault at once. Held until dropped.
-    fn lock_writers(&self) -> Result<crate::lock::RunLock>;
-}
-
-/// An object being written.
-pub trait VolumeSink: Write + Send {
-    /// Make the object durable and visible; consumes the sink.
-    fn seal(self: Box<Self>) -> Result<()>;
-}
-
-/// Open the vault at `address` (`dir:PATH`).
-pub fn open_vault(address: &str) -> Result<Box<dyn Vault>> {
-    if let Some(path) = address.strip_prefix("dir:") {
-        if path.is_empty() {
-            return Err(Error::usage(
-                "vault address dir: needs a path, as in dir:/mnt/offsite",
-            ));
-        }
-        return Ok(Box::new(DirVault {
-            address: address.to_string(),
-            root: PathBuf::from(path),
-        }));
-    }
-    let scheme = address.split(':').next().unwrap_or_default();
-    if matches!(scheme, "tape" | "s3" | "-") {
-        return Err(Error::usage(format!(
-            "vault {address}: {scheme} vaults are not supported by this build yet; use dir:PATH"
-        )));
-    }
-    Err(Error::usage(format!(
-        "vault {address:?} is not a vault address; use dir:PATH"
-    )))
-}
 
 /// A directory on local disk, NFS or a removable drive.
 pub struct DirVault {
@@ -83,6 +17,14 @@ pub struct DirVault {
 }
 
 impl DirVault {
+    /// The vault at `path`, addressed as `address`.
+    pub fn new(address: &str, path: &str) -> DirVault {
+        DirVault {
+            address: address.to_string(),
+            root: PathBuf::from(path),
+        }
+    }
+
     fn check_root(&self) -> Result<()> {
         match std::fs::metadata(&self.root) {
             Ok(meta) if meta.is_dir() => Ok(()),
@@ -131,7 +73,7 @@ impl Vault for DirVault {
         Ok(listing)
     }
 
-    fn create(&self, name: &str) -> Result<Box<dyn VolumeSink>> {
+    fn create(&self, name: &str, _max_len: u64) -> Result<Box<dyn VolumeSink>> {
         self.check_root()?;
         let final_path = self.root.join(name);
         let partial = self.root.join(format!("{name}{PARTIAL_SUFFIX}"));
@@ -158,17 +100,7 @@ impl Vault for DirVault {
     }
 
     fn lock_writers(&self) -> Result<crate::lock::RunLock> {
-        // An empty folder is an unmounted disk far more often than a vault (T63):
-        // leave no lock file in it.
-        let ours = self.list()?.sealed.iter().any(|name| {
-            crate::keys::is_key_label_name(name) || crate::volume::is_volume_name(name)
-        });
-        if !ours {
-            return Err(Error::missing(format!(
-                "vault {} holds no tapevault label or volume: is it mounted? (nothing was written)",
-                self.address
-            )));
-        }
+        super::refuse_empty(self)?;
         // A dot name: never listed as a volume or an unknown object.
         crate::lock::acquire(&self.root.join(".writer-lock"))
     }
@@ -260,41 +192,4 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
             format!("cannot sync folder {}: {e}", dir.display()),
         )
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sealed_only_after_seal_and_partial_is_listed() {
-        let dir = tempfile::tempdir().unwrap();
-        let address = format!("dir:{}", dir.path().display());
-        let vault = open_vault(&address).unwrap();
-        let mut sink = vault.create("a").unwrap();
-        sink.write_all(b"hello").unwrap();
-        assert!(vault.list().unwrap().sealed.is_empty());
-        sink.seal().unwrap();
-        let mut abandoned = vault.create("b").unwrap();
-        abandoned.write_all(b"half").unwrap();
-        drop(abandoned);
-        let listing = vault.list().unwrap();
-        assert_eq!(listing.sealed, vec!["a"]);
-        assert_eq!(listing.partial, vec!["b"]);
-        let mut back = String::new();
-        vault.open("a").unwrap().read_to_string(&mut back).unwrap();
-        assert_eq!(back, "hello");
-        assert_eq!(vault.open("zz").err().unwrap().kind(), ErrorKind::Missing);
-    }
-
-    #[test]
-    fn unknown_and_unsupported_addresses_are_usage_errors() {
-        for address in ["tape:/dev/nst0", "/mnt/x", "dir:"] {
-            assert_eq!(
-                open_vault(address).err().unwrap().kind(),
-                ErrorKind::Usage,
-                "{address}"
-            );
-        }
-    }
 }
