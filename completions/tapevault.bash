@@ -25,6 +25,9 @@ _tapevault() {
             tapevault,consolidate)
                 cmd="tapevault__subcmd__consolidate"
                 ;;
+            tapevault,copy)
+                cmd="tapevault__subcmd__copy"
+                ;;
             tapevault,drill)
                 cmd="tapevault__subcmd__drill"
                 ;;
@@ -81,6 +84,9 @@ _tapevault() {
                 ;;
             tapevault__subcmd__help,consolidate)
                 cmd="tapevault__subcmd__help__subcmd__consolidate"
+                ;;
+            tapevault__subcmd__help,copy)
+                cmd="tapevault__subcmd__help__subcmd__copy"
                 ;;
             tapevault__subcmd__help,drill)
                 cmd="tapevault__subcmd__help__subcmd__drill"
@@ -161,7 +167,7 @@ _tapevault() {
 
     case "${cmd}" in
         tapevault)
-            opts="-q -v -h -V --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help --version init backup snapshots ls restore volumes forget prune consolidate verify drill catalog key generate help"
+            opts="-q -v -h -V --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help --version init backup snapshots ls restore volumes forget prune consolidate copy verify drill catalog key generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -199,7 +205,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__backup)
-            opts="-q -v -h --volume-size --parity --new-set --compression-level --exclude --tag --cross-file-systems --threads --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --volume-size --parity --storage-class --new-set --compression-level --exclude --tag --cross-file-systems --threads --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -210,6 +216,10 @@ _tapevault() {
                     return 0
                     ;;
                 --parity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --storage-class)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -432,6 +442,56 @@ _tapevault() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tapevault__subcmd__copy)
+            opts="-q -v -h --from --to --storage-class --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --storage-class)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --vault)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --catalog)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passphrase-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tapevault__subcmd__drill)
             opts="-q -v -h --sample --all --seed --scratch --from-scratch --report --history --copy-vault --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -611,7 +671,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__help)
-            opts="init backup snapshots ls restore volumes forget prune consolidate verify drill catalog key generate help"
+            opts="init backup snapshots ls restore volumes forget prune consolidate copy verify drill catalog key generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -667,6 +727,20 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__help__subcmd__consolidate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tapevault__subcmd__help__subcmd__copy)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1339,13 +1413,17 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__verify)
-            opts="-q -v -h --deep --snapshot --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --deep --snapshot --copy-vault --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --snapshot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --copy-vault)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

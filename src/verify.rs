@@ -308,6 +308,9 @@ pub struct DeepReport {
     pub damaged_trees: Vec<String>,
     /// Problems that cost no data: damaged labels or indexes.
     pub warnings: Vec<String>,
+    /// Volumes missing or damaged here whose copy in another vault (`--copy-vault`)
+    /// is whole: the data is safe, this vault's volume needs replacing.
+    pub from_copies: Vec<String>,
 }
 
 impl DeepReport {
@@ -320,19 +323,28 @@ impl DeepReport {
     }
     /// Everything is readable, but something needs a look (exit 3).
     pub fn has_warnings(&self) -> bool {
-        self.volumes.has_warnings() || !self.warnings.is_empty()
+        self.volumes.has_warnings() || !self.warnings.is_empty() || !self.from_copies.is_empty()
     }
 }
 
-/// Open every blob of every volume (or of one snapshot) and check every file that uses them.
+/// Open every blob of every volume (or of one snapshot) and check every file that uses
+/// them. A volume missing or damaged here is checked in each of `copies` in turn; when
+/// one holds it whole, its blobs and files count as sound, read from there.
 pub fn deep(
     vault: &dyn Vault,
     catalog: &mut Catalog,
     key: &MasterKey,
     snapshot: Option<&str>,
+    copies: &[Box<dyn Vault>],
     progress: &dyn Observer,
 ) -> Result<DeepReport> {
     let listing = vault.list()?;
+    // A copy whose listing fails is a copy that holds nothing, said once.
+    let copy_listings: Vec<Vec<String>> = copies
+        .iter()
+        .map(|copy| copy.list().map(|l| l.sealed).unwrap_or_default())
+        .collect();
+    let mut read_from_copy: HashMap<u64, &dyn Vault> = HashMap::new();
     let volumes = catalog.volumes()?;
     let snapshots = match snapshot {
         Some(selector) => vec![catalog.find_snapshot(selector)?],
@@ -388,6 +400,7 @@ pub fn deep(
         let mut opened: HashSet<(ChunkId, BlobKind)> = HashSet::new();
         let mut failed = HashMap::new();
         let mut offline = None;
+        let problems_before = (report.volumes.missing.len(), report.volumes.damaged.len());
         let state = if !listing.sealed.contains(&volume.name) {
             report
                 .volumes
@@ -429,6 +442,55 @@ pub fn deep(
         };
         catalog.set_volume_state(volume.sequence, state)?;
         progress.on(Event::Bytes(volume.bytes));
+        let troubled = problems_before
+            != (report.volumes.missing.len(), report.volumes.damaged.len())
+            || !failed.is_empty()
+            || wanted
+                .values()
+                .flatten()
+                .any(|(id, loc)| !opened.contains(&(*id, loc.kind)));
+        if troubled {
+            let whole_copy = copies.iter().zip(&copy_listings).find_map(|(copy, names)| {
+                if !names.contains(&volume.name) {
+                    return None;
+                }
+                let mut copy_opened = HashSet::new();
+                let (_, damage, _) = check_volume(
+                    copy.open(&volume.name).ok()?,
+                    volume,
+                    &keys,
+                    wanted,
+                    &mut copy_opened,
+                    &mut HashMap::new(),
+                    &mut DeepReport::default(),
+                );
+                (damage.is_none()).then_some((copy.as_ref(), copy_opened))
+            });
+            if let Some((copy, copy_opened)) = whole_copy {
+                let (missing, damaged) = problems_before;
+                let here: Vec<String> = report
+                    .volumes
+                    .missing
+                    .drain(missing..)
+                    .chain(report.volumes.damaged.drain(damaged..))
+                    .map(|p| p.reason)
+                    .chain(failed.drain().map(|(_, why)| why))
+                    .collect();
+                report.from_copies.push(format!(
+                    "{}: {} here; whole in {}",
+                    volume.name,
+                    if here.is_empty() {
+                        "unreadable".into()
+                    } else {
+                        here.join("; ")
+                    },
+                    copy.location()
+                ));
+                opened = copy_opened;
+                offline = None;
+                read_from_copy.insert(volume.sequence, copy);
+            }
+        }
         for (id, loc) in wanted.values().flatten() {
             if opened.contains(&(*id, loc.kind)) {
                 report.blobs_ok += 1;
@@ -454,6 +516,7 @@ pub fn deep(
     }
     let chunks = ChunkReader {
         vault,
+        read_from_copy,
         keys: &keys,
         volumes: volumes
             .iter()
@@ -561,6 +624,8 @@ fn file_identity(node: &crate::model::Node) -> [u8; 32] {
 /// Reads single chunks by ranged reads, to hash whole files in file order.
 struct ChunkReader<'a> {
     vault: &'a dyn Vault,
+    /// Volumes read from a copy vault, which holds them whole.
+    read_from_copy: HashMap<u64, &'a dyn Vault>,
     keys: &'a ReadKeys<'a>,
     volumes: HashMap<u64, (String, crate::ids::VolumeId)>,
     /// Volumes whose parity repaired them: a blob there that does not open from a
@@ -574,10 +639,15 @@ impl ChunkReader<'_> {
             crate::error::Error::corrupt(format!("volume #{} is not in the catalog", loc.sequence))
         })?;
         let at = loc.pack_offset + loc.offset;
-        let (_, sealed) = self.vault.read_range(name, at, u64::from(loc.sealed_len))?;
+        let vault = self
+            .read_from_copy
+            .get(&loc.sequence)
+            .copied()
+            .unwrap_or(self.vault);
+        let (_, sealed) = vault.read_range(name, at, u64::from(loc.sealed_len))?;
         let opened = self.open(id, loc, volume_id, &sealed);
         if opened.is_err() && self.repaired_volumes.contains(&loc.sequence) {
-            let mut repairing = RepairingReader::new(self.vault.open(name)?);
+            let mut repairing = RepairingReader::new(vault.open(name)?);
             let mut sealed = vec![0u8; loc.sealed_len as usize];
             use std::io::Read;
             let read = std::io::copy(&mut (&mut repairing).take(at), &mut std::io::sink())

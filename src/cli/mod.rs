@@ -403,6 +403,9 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
         }
         Command::Copy(args) => {
             let from = ctx.vault()?;
+            // A copy starts an empty destination, as init starts a vault.
+            vault::open_vault(&args.to)?;
+            vault::create_dir_vault(&args.to)?;
             let to = vault::open_vault_with(
                 &args.to,
                 &vault::VaultOptions {
@@ -422,6 +425,11 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
             let vault = ctx.vault()?;
             let mut catalog = ctx.catalog_for(vault.as_ref())?;
             if args.deep {
+                let copies = args
+                    .copy_vault
+                    .iter()
+                    .map(|address| vault::open_vault(address))
+                    .collect::<Result<Vec<_>>>()?;
                 let key = crate::keys::unlock(&catalog, &ctx.passphrase(false)?)?;
                 let shown = progress::Shown::new(&out, "verify");
                 let report = crate::verify::deep(
@@ -429,6 +437,7 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
                     &mut catalog,
                     &key,
                     args.snapshot.as_deref(),
+                    &copies,
                     &shown,
                 );
                 shown.finish();

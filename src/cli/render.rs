@@ -273,7 +273,7 @@ impl Output {
                 chunk.reason
             );
         }
-        for w in &report.warnings {
+        for w in report.warnings.iter().chain(&report.from_copies) {
             eprintln!("tapevault: warning: {w}");
         }
         if !self.quiet {
@@ -557,7 +557,12 @@ impl Output {
                 volumes: &'a [VolumeRow],
                 missing: Vec<&'a str>,
                 abandoned: Vec<&'a String>,
-                copies: std::collections::BTreeMap<&'a str, &'a Vec<String>>,
+                copies: Vec<Copies<'a>>,
+            }
+            #[derive(Serialize)]
+            struct Copies<'a> {
+                name: &'a str,
+                vaults: &'a [String],
             }
             return self.json(&Volumes {
                 volumes,
@@ -565,7 +570,12 @@ impl Output {
                 abandoned,
                 copies: volumes
                     .iter()
-                    .filter_map(|v| Some((v.name.as_str(), copies.get(&v.sequence)?)))
+                    .filter_map(|v| {
+                        Some(Copies {
+                            name: &v.name,
+                            vaults: copies.get(&v.sequence)?,
+                        })
+                    })
                     .collect(),
             });
         }

@@ -174,6 +174,8 @@ fn every_command_prints_one_json_document_of_a_stable_shape() {
         "restore",
         &json_of(&env, &["restore", "--target", target.to_str().unwrap()]),
     );
+    let copy = format!("dir:{}", env.path("copy").display());
+    matches_snapshot("copy", &json_of(&env, &["copy", "--to", &copy]));
     matches_snapshot("volumes", &json_of(&env, &["volumes"]));
     matches_snapshot(
         "forget",

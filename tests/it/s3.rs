@@ -223,20 +223,7 @@ fn backup_restore_deep_verify_and_rebuild_from_the_tails_on_s3() {
         proxy.seen.lock().unwrap()
     );
     assert!(rebuilt["bytes_read"].as_u64().unwrap() <= fetched);
-    let target = env.path("from-rebuilt");
-    let (code, report, _) = run_json(env.tv(&[
-        "restore",
-        "--json",
-        "--catalog",
-        catalog.to_str().unwrap(),
-        "--target",
-        target.to_str().unwrap(),
-    ]));
-    assert_eq!(code, 0, "{report}");
-    assert_same_tree(
-        &env.src(),
-        &target.join(env.src().strip_prefix("/").unwrap()),
-    );
+    restores_exactly_with_catalog(&env, &catalog);
 }
 
 /// An env whose vault is a `dir:` folder, with a source that spans several volumes.
@@ -263,9 +250,11 @@ fn a_copy_to_s3_restores_alone_after_the_source_vault_and_catalog_are_gone() {
         (0, Some(copied as u64))
     );
     let (_, volumes, _) = run_json(env.tv(&["volumes", "--json"]));
+    let copies = volumes["copies"].as_array().unwrap();
+    assert_eq!(copies.len(), copied, "{volumes}");
     assert_eq!(
-        volumes["copies"].as_object().unwrap().len(),
-        copied,
+        copies[0]["vaults"],
+        serde_json::json!([&bucket]),
         "{volumes}"
     );
 
@@ -635,4 +624,97 @@ fn archived_volumes_are_named_for_rehydration_not_called_damaged() {
     for volume in volumes["volumes"].as_array().unwrap() {
         assert_eq!(volume["state"], "sealed", "{volumes}");
     }
+}
+
+#[test]
+fn wrong_credentials_are_access_denied_in_one_line() {
+    let mut env = Env::uninitialised();
+    env.vault = "s3://any-bucket/site1".into();
+    let (code, _, err) = run_json({
+        let mut cmd = env.tv(&crate::util::CHEAP_INIT);
+        cmd.env(
+            "AWS_ENDPOINT_URL",
+            crate::util::s3_endpoint_checking_credentials(),
+        );
+        cmd
+    });
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("access denied to s3://any-bucket/site1") && err.contains("AWS_ACCESS_KEY_ID"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        !env.path("catalog").exists(),
+        "a catalog was made for a vault never written"
+    );
+}
+
+#[test]
+fn deep_verify_checks_a_copy_for_what_this_vault_lacks() {
+    let env = filled_dir_env();
+    let bucket = format!("{}/offsite", new_bucket());
+    env.tv(&["copy", "--to", &bucket]).assert().success();
+    let lost = env.volumes()[0].clone();
+    let name = lost.file_name().unwrap().to_str().unwrap().to_string();
+    std::fs::remove_file(&lost).unwrap();
+    let (code, report, err) =
+        run_json(env.tv(&["verify", "--deep", "--json", "--copy-vault", &bucket]));
+    assert_eq!(code, 3, "{report} {err}");
+    assert_eq!(report["damaged_files"], serde_json::json!([]), "{report}");
+    assert_eq!(report["missing"], serde_json::json!([]), "{report}");
+    let line = report["from_copies"][0].as_str().unwrap();
+    assert!(line.starts_with(&name) && line.contains(&bucket), "{line}");
+    assert!(report["files_hashed"].as_u64().unwrap() >= 22, "{report}");
+    // The vault itself still lacks it: without the copy, that is damage.
+    let (code, report, _) = run_json(env.tv(&["verify", "--deep", "--json"]));
+    assert_eq!(code, 4, "{report}");
+    assert_eq!(report["missing"][0]["name"], name.as_str());
+}
+
+#[test]
+fn t14_the_same_volume_uploaded_twice_is_recognised_by_its_id() {
+    let env = Env::on_s3();
+    fill_source(&env);
+    env.backup(&[]);
+    let vault =
+        tapevault::vault::open_vault_with(&env.vault, &crate::vaults::test_s3_options()).unwrap();
+    let first = vault
+        .list()
+        .unwrap()
+        .sealed
+        .into_iter()
+        .find(|n| n.starts_with("tv000001"))
+        .unwrap();
+    let (size, bytes) = vault.read_range(&first, 0, u64::MAX).unwrap();
+    let mut again = vault.create("tv000009-deadbeef.tar", size).unwrap();
+    again.write_all(&bytes).unwrap();
+    again.seal().unwrap();
+    let (code, rebuilt, err) = rebuild_into(&env, "rebuilt");
+    assert_eq!(code, 3, "{rebuilt} {err}");
+    assert!(
+        rebuilt["problems"]
+            .to_string()
+            .contains("tv000009-deadbeef.tar"),
+        "{rebuilt}"
+    );
+    restores_exactly_with_catalog(&env, &env.path("rebuilt"));
+}
+
+/// Restore everything with the catalog in `catalog`: exit 0 and the source exactly.
+fn restores_exactly_with_catalog(env: &Env, catalog: &std::path::Path) {
+    let target = env.path("from-catalog");
+    let (code, report, _) = run_json(env.tv(&[
+        "restore",
+        "--json",
+        "--catalog",
+        catalog.to_str().unwrap(),
+        "--target",
+        target.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{report}");
+    assert_same_tree(
+        &env.src(),
+        &target.join(env.src().strip_prefix("/").unwrap()),
+    );
 }

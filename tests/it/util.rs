@@ -465,36 +465,47 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 /// The S3 API server the tests share: moto on 127.0.0.1, started on first use from
 /// the virtualenv `.ci/run` creates (or `TAPEVAULT_TEST_PYTHON`), ended when this
-/// test process exits (its stdin is our pipe).
+/// test process exits (its stdin is our pipe). It accepts any credentials.
 pub fn s3_endpoint() -> &'static str {
     static SERVER: std::sync::OnceLock<(std::process::Child, String)> = std::sync::OnceLock::new();
-    &SERVER
-        .get_or_init(|| {
-            use std::io::BufRead;
-            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-            let python = std::env::var_os("TAPEVAULT_TEST_PYTHON")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| root.join(".ci/venv/bin/python"));
-            let mut child = std::process::Command::new(&python)
-                .arg(root.join("fixtures/s3/moto_server.py"))
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "cannot start the S3 test server with {} ({e}): run .ci/run once, or set TAPEVAULT_TEST_PYTHON to a python with moto[server]",
-                        python.display()
-                    )
-                });
-            let mut port = String::new();
-            std::io::BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut port)
-                .unwrap();
-            assert!(!port.trim().is_empty(), "the S3 test server did not start");
-            (child, format!("http://127.0.0.1:{}", port.trim()))
-        })
-        .1
+    &SERVER.get_or_init(|| start_moto(false)).1
+}
+
+/// A second server that checks credentials like AWS (moto's IAM auth, no users: every
+/// key is unknown to it).
+pub fn s3_endpoint_checking_credentials() -> &'static str {
+    static SERVER: std::sync::OnceLock<(std::process::Child, String)> = std::sync::OnceLock::new();
+    &SERVER.get_or_init(|| start_moto(true)).1
+}
+
+fn start_moto(check_credentials: bool) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var_os("TAPEVAULT_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".ci/venv/bin/python"));
+    let mut cmd = std::process::Command::new(&python);
+    if check_credentials {
+        cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", "0");
+    }
+    let mut child = cmd
+        .arg(root.join("fixtures/s3/moto_server.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start the S3 test server with {} ({e}): run .ci/run once, or set TAPEVAULT_TEST_PYTHON to a python with moto[server]",
+                python.display()
+            )
+        });
+    let mut port = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut port)
+        .unwrap();
+    assert!(!port.trim().is_empty(), "the S3 test server did not start");
+    (child, format!("http://127.0.0.1:{}", port.trim()))
 }
 
 /// Point a tapevault process at the test S3 server with its (accepted) test credentials.
