@@ -658,6 +658,46 @@ pub(crate) struct ReadKeys<'a> {
     pub(crate) ids: crate::crypto::ChunkIdKey,
 }
 
+impl ReadKeys<'_> {
+    /// One blob by a ranged read at the offsets the catalog holds: a few KiB from an
+    /// object store instead of the volume up to it.
+    pub(crate) fn read_blob(
+        &self,
+        vault: &dyn Vault,
+        volume: (&str, &crate::ids::VolumeId),
+        id: &ChunkId,
+        loc: &BlobLocation,
+    ) -> Result<Vec<u8>> {
+        let (name, volume_id) = volume;
+        let at = loc.pack_offset + loc.offset;
+        let (_, sealed) = vault.read_range(name, at, u64::from(loc.sealed_len))?;
+        self.open_blob(volume_id, id, loc, &sealed)
+    }
+
+    /// Authenticate, decompress and check one sealed blob.
+    pub(crate) fn open_blob(
+        &self,
+        volume_id: &crate::ids::VolumeId,
+        id: &ChunkId,
+        loc: &BlobLocation,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
+        let sealer = self
+            .master
+            .volume_key(volume_id)
+            .pack_sealer(self.vault_id, loc.pack);
+        let entry = PackEntry {
+            kind: loc.kind,
+            id: *id,
+            position: loc.position,
+            offset: 0,
+            sealed_len: loc.sealed_len,
+            plain_len: loc.plain_len,
+        };
+        crate::pack::open_blob(sealed, &entry, &sealer, &self.ids)
+    }
+}
+
 /// Open (authenticate, decompress, check) a pack's wanted blobs, spread over the cores:
 /// decoding, not reading, is what bounds a restore.
 fn open_blobs<'a>(

@@ -638,48 +638,24 @@ impl ChunkReader<'_> {
         let (name, volume_id) = self.volumes.get(&loc.sequence).ok_or_else(|| {
             crate::error::Error::corrupt(format!("volume #{} is not in the catalog", loc.sequence))
         })?;
-        let at = loc.pack_offset + loc.offset;
         let vault = self
             .read_from_copy
             .get(&loc.sequence)
             .copied()
             .unwrap_or(self.vault);
-        let (_, sealed) = vault.read_range(name, at, u64::from(loc.sealed_len))?;
-        let opened = self.open(id, loc, volume_id, &sealed);
+        let opened = self.keys.read_blob(vault, (name, volume_id), id, loc);
         if opened.is_err() && self.repaired_volumes.contains(&loc.sequence) {
             let mut repairing = RepairingReader::new(vault.open(name)?);
             let mut sealed = vec![0u8; loc.sealed_len as usize];
             use std::io::Read;
+            let at = loc.pack_offset + loc.offset;
             let read = std::io::copy(&mut (&mut repairing).take(at), &mut std::io::sink())
                 .and_then(|_| repairing.read_exact(&mut sealed));
             if read.is_ok() {
-                return self.open(id, loc, volume_id, &sealed);
+                return self.keys.open_blob(volume_id, id, loc, &sealed);
             }
         }
         opened
-    }
-
-    fn open(
-        &self,
-        id: &ChunkId,
-        loc: &crate::catalog::BlobLocation,
-        volume_id: &crate::ids::VolumeId,
-        sealed: &[u8],
-    ) -> Result<Vec<u8>> {
-        let sealer = self
-            .keys
-            .master
-            .volume_key(volume_id)
-            .pack_sealer(self.keys.vault_id, loc.pack);
-        let entry = crate::pack::PackEntry {
-            kind: loc.kind,
-            id: *id,
-            position: loc.position,
-            offset: 0,
-            sealed_len: loc.sealed_len,
-            plain_len: loc.plain_len,
-        };
-        crate::pack::open_blob(sealed, &entry, &sealer, &self.keys.ids)
     }
 
     /// Hash a file's content (holes as zeros) from its chunks and compare with its record.
