@@ -203,6 +203,12 @@ impl Place {
                 ),
             ),
             S3Kind::NotFound => Error::missing(format!("{name} is missing from vault {address}")),
+            _ if detail.contains("failed to load signing credential") => Error::new(
+                ErrorKind::Io,
+                format!(
+                    "no S3 credentials for {address}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with ~/.aws/credentials"
+                ),
+            ),
             S3Kind::PermissionDenied => Error::new(
                 ErrorKind::Io,
                 format!(
@@ -280,6 +286,7 @@ impl Vault for S3Vault {
                     .op
                     .writer_with(name)
                     .chunk(part as usize)
+                    // Parts go one at a time: OpenDAL's concurrent parts are not retried.
                     .if_not_exists(true),
             )
             .map_err(|e| self.error("cannot start writing", name, &e))?;

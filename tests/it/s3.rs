@@ -718,3 +718,32 @@ fn restores_exactly_with_catalog(env: &Env, catalog: &std::path::Path) {
         &target.join(env.src().strip_prefix("/").unwrap()),
     );
 }
+
+#[test]
+fn credentials_come_from_a_shared_profile_and_none_at_all_is_said() {
+    let env = Env::on_s3();
+    let profile = env.path("aws-credentials");
+    std::fs::write(
+        &profile,
+        "[offsite]\naws_access_key_id = from-profile\naws_secret_access_key = secret\n",
+    )
+    .unwrap();
+    let without_keys = |profile_file: Option<&std::path::Path>| {
+        let mut cmd = env.tv(&["verify"]);
+        cmd.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_CONFIG_FILE", env.path("no-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", env.path("no-credentials"));
+        if let Some(file) = profile_file {
+            cmd.env("AWS_SHARED_CREDENTIALS_FILE", file)
+                .env("AWS_PROFILE", "offsite");
+        }
+        run_json(cmd)
+    };
+    let (code, _, err) = without_keys(Some(&profile));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = without_keys(None);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no S3 credentials for s3://"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

@@ -88,7 +88,7 @@ fn an_abandoned_write_is_never_a_sealed_object() {
 }
 
 #[test]
-fn an_existing_object_is_never_replaced() {
+fn t59_an_existing_object_is_never_replaced() {
     each_kind(|vault| {
         let mut first = vault.create("vault.tvl", 1 << 20).unwrap();
         first.write_all(b"first").unwrap();
