@@ -19,6 +19,9 @@ enum Action {
     CutUpload(usize),
     /// Forward, but end the answer this many bytes early.
     ShortAnswer(usize),
+    /// Forward the request less this many body bytes, with its length made to match:
+    /// the store keeps a short object and answers 200.
+    ShortUpload(usize),
 }
 
 type Rule = dyn Fn(&str, usize) -> Action + Send + Sync;
@@ -123,9 +126,26 @@ fn serve(
         return Ok(());
     }
     let mut server = TcpStream::connect(upstream)?;
-    server.write_all(&head)?;
     let mut body = vec![0u8; length];
     client.read_exact(&mut body)?;
+    if let Action::ShortUpload(short) = action {
+        let kept = length.saturating_sub(short);
+        let head: String = text
+            .split_inclusive("\r\n")
+            .map(|line| match line.split_once(':') {
+                Some((name, _)) if name.eq_ignore_ascii_case("content-length") => {
+                    format!("{name}: {kept}\r\n")
+                }
+                _ => line.to_string(),
+            })
+            .collect();
+        server.write_all(head.as_bytes())?;
+        server.write_all(&body[..kept])?;
+        let mut answer = Vec::new();
+        server.read_to_end(&mut answer)?;
+        return client.write_all(&answer);
+    }
+    server.write_all(&head)?;
     if let Action::CutUpload(after) = action {
         server.write_all(&body[..after.min(length)])?;
         return Ok(()); // both sockets close: the client sees a dropped connection
@@ -746,4 +766,32 @@ fn credentials_come_from_a_shared_profile_and_none_at_all_is_said() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("no S3 credentials for s3://"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn t61_an_object_stored_short_with_a_200_is_never_trusted() {
+    let env = Env::on_s3();
+    fill_source(&env);
+    let src = env.src();
+    let backup = ["backup", src.to_str().unwrap(), "--volume-size", "4M"];
+    let short = FaultProxy::start(|line, _| {
+        if line.starts_with("PUT ") && line.contains("/tv000002") {
+            Action::ShortUpload(512)
+        } else {
+            Action::Forward
+        }
+    });
+    let (code, _, err) = run_json(short.route(env.tv(&backup)));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not trusted"), "{err}");
+    assert!(short.requests_like("/tv000002") >= 1);
+    // The short object is gone, the first volume stays unreferenced or adopted; the
+    // next run completes and everything restores.
+    assert!(!tapevault_objects(&env)
+        .iter()
+        .any(|n| n.starts_with("tv000002")));
+    env.tv(&backup).assert().success();
+    let (code, report, landed) = env.restore("out", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_same_tree(&env.src(), &landed);
 }
