@@ -466,6 +466,15 @@ impl Catalog {
         Ok(())
     }
 
+    /// The vault holds volume `sequence` under another object name now.
+    pub fn set_volume_name(&mut self, sequence: u64, name: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE volumes SET name = ?2 WHERE sequence = ?1",
+            params![sequence as i64, name],
+        )?;
+        Ok(())
+    }
+
     /// Record a volume's size and BLAKE3 as sealed (a rebuild learns them after the volume).
     pub fn set_volume_hash(&mut self, sequence: u64, bytes: u64, blake3: &str) -> Result<()> {
         self.conn.execute(

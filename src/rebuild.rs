@@ -57,6 +57,49 @@ pub fn volume_names(vault: &dyn Vault) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// Volumes the catalog names that the vault holds under another name (renamed,
+/// renumbered, copied in by hand): recognised by the volume id in their labels, never
+/// by name, and the catalog follows the vault. One note per volume found (T14).
+pub fn follow_renamed(vault: &dyn Vault, catalog: &mut Catalog) -> Result<Vec<String>> {
+    let listing = vault.list()?;
+    let volumes = catalog.volumes()?;
+    let mut lost: Vec<&VolumeRow> = volumes
+        .iter()
+        .filter(|v| !listing.sealed.contains(&v.name))
+        .collect();
+    if lost.is_empty() {
+        return Ok(Vec::new());
+    }
+    let vault_id = catalog.vault_info()?.vault_id;
+    let mut notes = Vec::new();
+    let unknown = listing
+        .sealed
+        .iter()
+        .filter(|n| n.ends_with(".tar") && !volumes.iter().any(|v| &v.name == *n));
+    for name in unknown {
+        // The label is the first member: a few KiB, never the whole volume.
+        let Ok((_, head)) = vault.read_range(name, 0, LABEL_WINDOW) else {
+            continue;
+        };
+        let Ok(label) = VolumeReader::new(&head[..]).read_label() else {
+            continue;
+        };
+        let Some(at) = lost
+            .iter()
+            .position(|v| label.vault_id == vault_id && v.volume_id == label.volume_id)
+        else {
+            continue;
+        };
+        let volume = lost.remove(at);
+        catalog.set_volume_name(volume.sequence, name)?;
+        notes.push(format!(
+            "volume #{} {} is in the vault as {name}: the catalog follows",
+            volume.sequence, volume.name
+        ));
+    }
+    Ok(notes)
+}
+
 fn read_label(vault: &dyn Vault, name: &str) -> Result<Label> {
     if !is_volume_name(name) {
         let mut bytes = Vec::new();

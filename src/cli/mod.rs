@@ -127,9 +127,12 @@ impl Context {
 
     /// The catalog, refused when it belongs to another vault than the one addressed.
     fn catalog_for(&self, vault: &dyn Vault) -> Result<Catalog> {
-        let catalog = Catalog::open(&self.catalog_dir, &self.address)?;
+        let mut catalog = Catalog::open(&self.catalog_dir, &self.address)?;
         crate::keys::check_catalog_matches(vault, &catalog)?;
         self.note_address(&catalog)?;
+        for note in crate::rebuild::follow_renamed(vault, &mut catalog)? {
+            eprintln!("tapevault: note: {note}");
+        }
         Ok(catalog)
     }
 
@@ -299,7 +302,7 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
                 return Ok(exit::OK);
             }
             let vault = ctx.vault()?;
-            crate::keys::check_catalog_matches(vault.as_ref(), &catalog)?;
+            let catalog = ctx.catalog_for(vault.as_ref())?;
             let key = crate::keys::unlock(&catalog, &ctx.passphrase(false)?)?;
             let options = crate::restore::RestoreOptions {
                 snapshot: args.snapshot,

@@ -647,3 +647,54 @@ fn t2_a_flip_in_blob_framing_loses_that_blob_only() {
         std::fs::write(&volume, &original).unwrap();
     }
 }
+
+#[test]
+fn t14_renamed_and_renumbered_volume_files_are_found_by_their_id() {
+    let env = two_volume_vault();
+    let volumes = env.volumes();
+    // One renamed by hand, one renumbered (as a careless copy script might).
+    let first = volumes[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let second = volumes[1]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    std::fs::rename(&volumes[0], env.vault_dir().join("monday.tar")).unwrap();
+    let renumbered = format!("tv000042{}", &second[8..]);
+    std::fs::rename(&volumes[1], env.vault_dir().join(&renumbered)).unwrap();
+    // A foreign file with a volume-like name is not taken for either.
+    std::fs::write(
+        env.vault_dir().join("tv000007-00000000.tar"),
+        noise(4096, 1),
+    )
+    .unwrap();
+
+    let (code, report, landed) = env.restore("out", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_same_tree(&env.src(), &landed);
+    let (code, listing, err) = run_json(env.tv(&["volumes", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let names: Vec<&str> = listing["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"monday.tar") && names.contains(&renumbered.as_str()),
+        "{listing}"
+    );
+    assert!(!names.contains(&first.as_str()), "{listing}");
+    let (code, verify, _) = run_json(env.tv(&["verify", "--json"]));
+    assert_eq!(code, 3, "{verify}");
+    assert_eq!(
+        verify["extra"],
+        serde_json::json!(["tv000007-00000000.tar"])
+    );
+}
