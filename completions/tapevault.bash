@@ -136,6 +136,9 @@ _tapevault() {
             tapevault__subcmd__help__subcmd__key,passwd)
                 cmd="tapevault__subcmd__help__subcmd__key__subcmd__passwd"
                 ;;
+            tapevault__subcmd__help__subcmd__volumes,note)
+                cmd="tapevault__subcmd__help__subcmd__volumes__subcmd__note"
+                ;;
             tapevault__subcmd__key,export)
                 cmd="tapevault__subcmd__key__subcmd__export"
                 ;;
@@ -159,6 +162,18 @@ _tapevault() {
                 ;;
             tapevault__subcmd__key__subcmd__help,passwd)
                 cmd="tapevault__subcmd__key__subcmd__help__subcmd__passwd"
+                ;;
+            tapevault__subcmd__volumes,help)
+                cmd="tapevault__subcmd__volumes__subcmd__help"
+                ;;
+            tapevault__subcmd__volumes,note)
+                cmd="tapevault__subcmd__volumes__subcmd__note"
+                ;;
+            tapevault__subcmd__volumes__subcmd__help,help)
+                cmd="tapevault__subcmd__volumes__subcmd__help__subcmd__help"
+                ;;
+            tapevault__subcmd__volumes__subcmd__help,note)
+                cmd="tapevault__subcmd__volumes__subcmd__help__subcmd__note"
                 ;;
             *)
                 ;;
@@ -205,7 +220,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__backup)
-            opts="-q -v -h --volume-size --parity --storage-class --new-set --compression-level --exclude --tag --cross-file-systems --threads --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --volume-size --media --parity --storage-class --new-set --compression-level --exclude --tag --cross-file-systems --threads --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -213,6 +228,10 @@ _tapevault() {
             case "${prev}" in
                 --volume-size)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --media)
+                    COMPREPLY=($(compgen -W "lto-5 lto-6 lto-7 lto-8 lto-9 lto-10" -- "${cur}"))
                     return 0
                     ;;
                 --parity)
@@ -951,8 +970,22 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__help__subcmd__volumes)
-            opts=""
+            opts="note"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tapevault__subcmd__help__subcmd__volumes__subcmd__note)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1459,8 +1492,88 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__volumes)
-            opts="-q -v -h --reclaimable --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --reclaimable --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help note help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --vault)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --catalog)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passphrase-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tapevault__subcmd__volumes__subcmd__help)
+            opts="note help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tapevault__subcmd__volumes__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tapevault__subcmd__volumes__subcmd__help__subcmd__note)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tapevault__subcmd__volumes__subcmd__note)
+            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

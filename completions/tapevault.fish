@@ -64,7 +64,13 @@ complete -c tapevault -n "__fish_tapevault_using_subcommand init" -l json -d 'Pr
 complete -c tapevault -n "__fish_tapevault_using_subcommand init" -s q -l quiet -d 'Print only errors'
 complete -c tapevault -n "__fish_tapevault_using_subcommand init" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c tapevault -n "__fish_tapevault_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l volume-size -d 'Largest volume to write, with K/M/G/T suffix (binary units; at least 4M) [default: 4G]' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l volume-size -d 'Largest volume to write, with K/M/G/T suffix (binary units; at least 4M) [default: 4G, or from --media]' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l media -d 'Size volumes for one cartridge of this LTO generation: 95% of its native (uncompressed) capacity, leaving room for the early-warning zone and the index; --volume-size overrides it' -r -f -a "lto-5\t'1.5 TB native'
+lto-6\t'2.5 TB native'
+lto-7\t'6 TB native'
+lto-8\t'12 TB native'
+lto-9\t'18 TB native'
+lto-10\t'30 TB native'"
 complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l parity -d 'Reed-Solomon parity inside each volume, in percent (0 = none, at most 50). Damage in one place of up to P% of a 16 MiB segment, less one 64 KiB shard (1.5 MiB at 10), is rebuilt on read, and restore, verify and drill exit 3 naming what they repaired. [default: 0 for dir: vaults, which belong on redundant disks]' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l storage-class -d 'S3 storage class of the new volumes (STANDARD_IA, GLACIER_IR, GLACIER, DEEP_ARCHIVE, ...). Volumes in GLACIER or DEEP_ARCHIVE must be rehydrated (S3 RestoreObject) before a restore can read them; restore names each one it needs [default: the bucket\'s]' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l compression-level -d 'zstd level, 1 (fast) to 19 (small)' -r
@@ -118,17 +124,31 @@ complete -c tapevault -n "__fish_tapevault_using_subcommand restore" -l json -d 
 complete -c tapevault -n "__fish_tapevault_using_subcommand restore" -s q -l quiet -d 'Print only errors'
 complete -c tapevault -n "__fish_tapevault_using_subcommand restore" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c tapevault -n "__fish_tapevault_using_subcommand restore" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -l vault -d 'Where the volumes live: dir:/path (a folder on disk, NFS or a removable drive) or s3://bucket/prefix (S3 or compatible; credentials, region and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL or AWS_PROFILE; a failing request is tried again TAPEVAULT_S3_RETRIES times, 6 by default, about 16 s in all)' -r
-complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -l catalog -d 'The catalog folder for this vault [default: $XDG_STATE_HOME/tapevault/<vault hash>]' -r -F
-complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -l passphrase-file -d 'Read the passphrase from this file (one trailing newline is ignored); otherwise TAPEVAULT_PASSPHRASE, otherwise a prompt on the terminal' -r -F
-complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -l profile -d 'Take unset options from this profile of the config file (see --config)' -r
-complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -l config -d 'The config file holding [profiles.NAME] tables [default: $XDG_CONFIG_HOME/tapevault/config.toml]' -r -F
-complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -l metrics-file -d 'After backup, verify or drill, write Prometheus metrics (node_exporter textfile format) to this file, atomically, whether the run succeeded or not' -r -F
-complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -l reclaimable -d 'Only the volumes no kept snapshot needs (what prune would delete)'
-complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -s q -l quiet -d 'Print only errors'
-complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -s v -l verbose -d 'Print more detail (repeat for more)'
-complete -c tapevault -n "__fish_tapevault_using_subcommand volumes" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and not __fish_seen_subcommand_from note help" -l vault -d 'Where the volumes live: dir:/path (a folder on disk, NFS or a removable drive) or s3://bucket/prefix (S3 or compatible; credentials, region and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL or AWS_PROFILE; a failing request is tried again TAPEVAULT_S3_RETRIES times, 6 by default, about 16 s in all)' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and not __fish_seen_subcommand_from note help" -l catalog -d 'The catalog folder for this vault [default: $XDG_STATE_HOME/tapevault/<vault hash>]' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and not __fish_seen_subcommand_from note help" -l passphrase-file -d 'Read the passphrase from this file (one trailing newline is ignored); otherwise TAPEVAULT_PASSPHRASE, otherwise a prompt on the terminal' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and not __fish_seen_subcommand_from note help" -l profile -d 'Take unset options from this profile of the config file (see --config)' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and not __fish_seen_subcommand_from note help" -l config -d 'The config file holding [profiles.NAME] tables [default: $XDG_CONFIG_HOME/tapevault/config.toml]' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and not __fish_seen_subcommand_from note help" -l metrics-file -d 'After backup, verify or drill, write Prometheus metrics (node_exporter textfile format) to this file, atomically, whether the run succeeded or not' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and not __fish_seen_subcommand_from note help" -l reclaimable -d 'Only the volumes no kept snapshot needs (what prune would delete)'
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and not __fish_seen_subcommand_from note help" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and not __fish_seen_subcommand_from note help" -s q -l quiet -d 'Print only errors'
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and not __fish_seen_subcommand_from note help" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and not __fish_seen_subcommand_from note help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and not __fish_seen_subcommand_from note help" -f -a "note" -d 'Record where a volume (a cartridge, a disk) is kept, e.g. "offsite vault B, box 12"; shown by `volumes` and `restore --plan`. An empty TEXT clears it'
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and not __fish_seen_subcommand_from note help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and __fish_seen_subcommand_from note" -l vault -d 'Where the volumes live: dir:/path (a folder on disk, NFS or a removable drive) or s3://bucket/prefix (S3 or compatible; credentials, region and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL or AWS_PROFILE; a failing request is tried again TAPEVAULT_S3_RETRIES times, 6 by default, about 16 s in all)' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and __fish_seen_subcommand_from note" -l catalog -d 'The catalog folder for this vault [default: $XDG_STATE_HOME/tapevault/<vault hash>]' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and __fish_seen_subcommand_from note" -l passphrase-file -d 'Read the passphrase from this file (one trailing newline is ignored); otherwise TAPEVAULT_PASSPHRASE, otherwise a prompt on the terminal' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and __fish_seen_subcommand_from note" -l profile -d 'Take unset options from this profile of the config file (see --config)' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and __fish_seen_subcommand_from note" -l config -d 'The config file holding [profiles.NAME] tables [default: $XDG_CONFIG_HOME/tapevault/config.toml]' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and __fish_seen_subcommand_from note" -l metrics-file -d 'After backup, verify or drill, write Prometheus metrics (node_exporter textfile format) to this file, atomically, whether the run succeeded or not' -r -F
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and __fish_seen_subcommand_from note" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and __fish_seen_subcommand_from note" -s q -l quiet -d 'Print only errors'
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and __fish_seen_subcommand_from note" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and __fish_seen_subcommand_from note" -s h -l help -d 'Print help'
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and __fish_seen_subcommand_from help" -f -a "note" -d 'Record where a volume (a cartridge, a disk) is kept, e.g. "offsite vault B, box 12"; shown by `volumes` and `restore --plan`. An empty TEXT clears it'
+complete -c tapevault -n "__fish_tapevault_using_subcommand volumes; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-last -d 'Keep the N newest snapshots' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-hourly -d 'Keep the newest snapshot of each of the N most recent hours that have one' -r
 complete -c tapevault -n "__fish_tapevault_using_subcommand forget" -l keep-daily -d 'Keep the newest snapshot of each of the N most recent days that have one' -r
@@ -323,6 +343,7 @@ complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish
 complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes forget prune consolidate copy verify drill catalog key generate help" -f -a "key" -d 'Key management: paper key export and import, passphrase change'
 complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes forget prune consolidate copy verify drill catalog key generate help" -f -a "generate" -d 'Generate man pages (for packaging)'
 complete -c tapevault -n "__fish_tapevault_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore volumes forget prune consolidate copy verify drill catalog key generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tapevault -n "__fish_tapevault_using_subcommand help; and __fish_seen_subcommand_from volumes" -f -a "note" -d 'Record where a volume (a cartridge, a disk) is kept, e.g. "offsite vault B, box 12"; shown by `volumes` and `restore --plan`. An empty TEXT clears it'
 complete -c tapevault -n "__fish_tapevault_using_subcommand help; and __fish_seen_subcommand_from catalog" -f -a "rebuild" -d 'Build a new catalog from the vault and the passphrase alone (the catalog folder must not exist yet); reads every volume, never writes to the vault'
 complete -c tapevault -n "__fish_tapevault_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "export" -d 'Print the master key and vault id as a paper key, to be printed and kept offline'
 complete -c tapevault -n "__fish_tapevault_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "import" -d 'Make a working catalog from a paper key after the passphrase was lost, under a new passphrase (rebuilds the catalog from the vault when there is none)'

@@ -18,7 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 const DB_FILE: &str = "catalog.sqlite";
 const LOCK_FILE: &str = "lock";
 
@@ -32,12 +32,14 @@ macro_rules! drills_table {
     };
 }
 
-/// Added in schema 4: verified copies of volumes in other vaults (`copy`).
-macro_rules! copies_table {
+/// Added in schema 4: verified copies of volumes in other vaults (`copy`); in 5,
+/// where each volume is kept (`volumes note`).
+macro_rules! copies_and_notes_tables {
     () => {
         "CREATE TABLE IF NOT EXISTS copies(
   sequence INTEGER NOT NULL, vault TEXT NOT NULL, copied INTEGER NOT NULL,
-  PRIMARY KEY(sequence, vault));"
+  PRIMARY KEY(sequence, vault));
+CREATE TABLE IF NOT EXISTS notes(sequence INTEGER PRIMARY KEY, note TEXT NOT NULL);"
     };
 }
 
@@ -65,7 +67,7 @@ CREATE TABLE nodes(snapshot TEXT NOT NULL, path BLOB NOT NULL, node TEXT NOT NUL
 CREATE INDEX nodes_by_path ON nodes(snapshot, path);
 ",
     drills_table!(),
-    copies_table!()
+    copies_and_notes_tables!()
 );
 
 /// One past drill, as `drill --history` lists it.
@@ -227,14 +229,15 @@ impl Catalog {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(|e| damaged(&e))?;
         if (1..SCHEMA_VERSION).contains(&version) {
-            // Schema 2 added drills; 3 volume sets (every older volume is in set 1); 4 copies.
+            // Schema 2 added drills; 3 volume sets (every older volume is in set 1); 4
+            // copies; 5 notes.
             if version < 3 {
                 conn.execute_batch(drills_table!())?;
                 conn.execute_batch(
                     "ALTER TABLE volumes ADD COLUMN volume_set INTEGER NOT NULL DEFAULT 1;",
                 )?;
             }
-            conn.execute_batch(copies_table!())?;
+            conn.execute_batch(copies_and_notes_tables!())?;
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         } else if version != SCHEMA_VERSION {
             return Err(Error::corrupt(format!(
@@ -356,6 +359,39 @@ impl Catalog {
             params![sequence, address, crate::backup::unix_now()],
         )?;
         Ok(())
+    }
+
+    /// Record (or, with an empty text, clear) where volume `sequence` is kept.
+    pub fn set_volume_note(&mut self, sequence: u64, note: &str) -> Result<()> {
+        let known: bool = self.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM volumes WHERE sequence = ?1)",
+            params![sequence as i64],
+            |row| row.get(0),
+        )?;
+        if !known {
+            return Err(Error::usage(format!(
+                "no volume #{sequence} in the catalog (see `tapevault volumes`)"
+            )));
+        }
+        if note.is_empty() {
+            self.conn.execute(
+                "DELETE FROM notes WHERE sequence = ?1",
+                params![sequence as i64],
+            )?;
+        } else {
+            self.conn.execute(
+                "INSERT OR REPLACE INTO notes(sequence, note) VALUES (?1, ?2)",
+                params![sequence as i64, note],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Where each volume is kept, by sequence (`volumes note`).
+    pub fn volume_notes(&self) -> Result<std::collections::BTreeMap<u64, String>> {
+        let mut stmt = self.conn.prepare("SELECT sequence, note FROM notes")?;
+        let rows = stmt.query_map([], |row| Ok((row.get::<_, u64>(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Where each volume has verified copies, by sequence.

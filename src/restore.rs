@@ -154,6 +154,8 @@ pub struct PlannedVolume {
     pub state: String,
     /// Its volume set (the sequence of the set's first volume; 0 when unknown).
     pub volume_set: u64,
+    /// Where it is kept (`volumes note`), if recorded.
+    pub location: Option<String>,
 }
 
 type ChunkTargets = HashMap<ChunkId, Vec<(usize, u64)>>;
@@ -191,6 +193,7 @@ pub fn plan(catalog: &Catalog, snapshot: &str, includes: &[PathBuf]) -> Result<R
     })?;
     let (packs, unknown) = locate(catalog, chunks.into_iter(), BlobKind::Data)?;
     let volumes = catalog.volumes_by_sequence()?;
+    let mut notes = catalog.volume_notes()?;
     let mut plan = RestorePlan {
         unknown_chunks: unknown.len(),
         ..RestorePlan::default()
@@ -211,6 +214,7 @@ pub fn plan(catalog: &Catalog, snapshot: &str, includes: &[PathBuf]) -> Result<R
             bytes,
             state,
             volume_set,
+            location: notes.remove(&sequence),
         });
     }
     Ok(plan)

@@ -222,9 +222,14 @@ pub struct BackupArgs {
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Largest volume to write, with K/M/G/T suffix (binary units; at least 4M)
-    /// [default: 4G]
+    /// [default: 4G, or from --media]
     #[arg(long, value_name = "SIZE")]
     pub volume_size: Option<String>,
+    /// Size volumes for one cartridge of this LTO generation: 95% of its native
+    /// (uncompressed) capacity, leaving room for the early-warning zone and the index;
+    /// --volume-size overrides it
+    #[arg(long, value_enum, value_name = "MEDIA")]
+    pub media: Option<Media>,
     /// Reed-Solomon parity inside each volume, in percent (0 = none, at most 50). Damage
     /// in one place of up to P% of a 16 MiB segment, less one 64 KiB shard (1.5 MiB at 10),
     /// is rebuilt on read, and restore, verify and drill exit 3 naming what they repaired.
@@ -299,6 +304,24 @@ pub struct VolumesArgs {
     /// Only the volumes no kept snapshot needs (what prune would delete)
     #[arg(long)]
     pub reclaimable: bool,
+    /// Record where a volume is kept
+    #[command(subcommand)]
+    pub action: Option<VolumesAction>,
+}
+
+/// `volumes note`.
+#[derive(Debug, Subcommand)]
+pub enum VolumesAction {
+    /// Record where a volume (a cartridge, a disk) is kept, e.g. "offsite vault B, box 12";
+    /// shown by `volumes` and `restore --plan`. An empty TEXT clears it.
+    Note {
+        /// The volume's sequence number (the seq column of `volumes`)
+        #[arg(value_name = "SEQ")]
+        sequence: u64,
+        /// Where it is
+        #[arg(value_name = "TEXT")]
+        text: String,
+    },
 }
 
 /// `forget`.
@@ -385,6 +408,49 @@ pub struct VerifyArgs {
     /// naming the copy) but this vault's volume is still reported; repeatable
     #[arg(long, requires = "deep", value_name = "VAULT")]
     pub copy_vault: Vec<String>,
+}
+
+/// LTO generations, by native capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Media {
+    /// 1.5 TB native
+    #[value(name = "lto-5")]
+    Lto5,
+    /// 2.5 TB native
+    #[value(name = "lto-6")]
+    Lto6,
+    /// 6 TB native
+    #[value(name = "lto-7")]
+    Lto7,
+    /// 12 TB native
+    #[value(name = "lto-8")]
+    Lto8,
+    /// 18 TB native
+    #[value(name = "lto-9")]
+    Lto9,
+    /// 30 TB native
+    #[value(name = "lto-10")]
+    Lto10,
+}
+
+impl Media {
+    /// Native capacity in bytes (decimal terabytes, as the LTO program states them).
+    pub fn native_bytes(self) -> u64 {
+        const TB: u64 = 1_000_000_000_000;
+        match self {
+            Media::Lto5 => 3 * TB / 2,
+            Media::Lto6 => 5 * TB / 2,
+            Media::Lto7 => 6 * TB,
+            Media::Lto8 => 12 * TB,
+            Media::Lto9 => 18 * TB,
+            Media::Lto10 => 30 * TB,
+        }
+    }
+
+    /// The volume size for one cartridge: 95% of native capacity.
+    pub fn volume_bytes(self) -> u64 {
+        self.native_bytes() / 100 * 95
+    }
 }
 
 /// `copy`.
@@ -493,4 +559,16 @@ pub struct GenerateArgs {
     pub what: String,
     /// Output folder
     pub dir: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Media;
+
+    #[test]
+    fn media_volumes_are_95_percent_of_native_capacity() {
+        assert_eq!(Media::Lto5.volume_bytes(), 1_425_000_000_000);
+        assert_eq!(Media::Lto9.volume_bytes(), 17_100_000_000_000);
+        assert_eq!(Media::Lto10.volume_bytes(), 28_500_000_000_000);
+    }
 }

@@ -225,7 +225,11 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
             }
             let options = crate::backup::BackupOptions {
                 sources: args.paths,
-                volume_size_bytes: parse_size(args.volume_size.as_deref().unwrap_or("4G"))?,
+                volume_size_bytes: match (&args.volume_size, args.media) {
+                    (Some(size), _) => parse_size(size)?,
+                    (None, Some(media)) => media.volume_bytes(),
+                    (None, None) => parse_size("4G")?,
+                },
                 parity_percent: args.parity.unwrap_or(0),
                 new_set: args.new_set,
                 compression_level: args.compression_level,
@@ -323,6 +327,24 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
         }
         Command::Drill(args) => drill(&ctx, &out, args, measured),
         Command::Key(command) => key(&ctx, &out, command),
+        Command::Volumes(args::VolumesArgs {
+            action: Some(args::VolumesAction::Note { sequence, text }),
+            ..
+        }) => {
+            let mut catalog = ctx.catalog()?;
+            catalog.set_volume_note(sequence, &text)?;
+            if !out.quiet && !out.json {
+                println!(
+                    "volume #{sequence}: {}",
+                    if text.is_empty() {
+                        "note cleared"
+                    } else {
+                        &text
+                    }
+                );
+            }
+            Ok(exit::OK)
+        }
         Command::Volumes(args) => {
             let catalog = ctx.catalog_for(ctx.vault()?.as_ref())?;
             let listing = ctx.vault()?.list()?;
@@ -331,7 +353,12 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
             } else {
                 catalog.volumes()?
             };
-            out.volumes(&volumes, &listing, &catalog.copies()?);
+            out.volumes(
+                &volumes,
+                &listing,
+                &catalog.copies()?,
+                &catalog.volume_notes()?,
+            );
             Ok(exit::OK)
         }
         Command::Forget(args) => {

@@ -166,12 +166,16 @@ impl Output {
         println!("volumes to read, in order:");
         for v in &plan.volumes {
             println!(
-                "  #{:<6} {:<28} {:>10}  set {:<5} {}",
+                "  #{:<6} {:<28} {:>10}  set {:<5} {}{}",
                 v.sequence,
                 v.name,
                 bytes(v.bytes),
                 v.volume_set,
-                v.state
+                v.state,
+                v.location
+                    .as_deref()
+                    .map(|at| format!("  at: {at}"))
+                    .unwrap_or_default()
             );
         }
         let total: u64 = plan.volumes.iter().map(|v| v.bytes).sum();
@@ -545,6 +549,7 @@ impl Output {
         volumes: &[VolumeRow],
         listing: &Listing,
         copies: &std::collections::BTreeMap<u64, Vec<String>>,
+        notes: &std::collections::BTreeMap<u64, String>,
     ) {
         let abandoned: Vec<&String> = listing.partial.iter().collect();
         let missing: Vec<&VolumeRow> = volumes
@@ -558,6 +563,12 @@ impl Output {
                 missing: Vec<&'a str>,
                 abandoned: Vec<&'a String>,
                 copies: Vec<Copies<'a>>,
+                notes: Vec<Note<'a>>,
+            }
+            #[derive(Serialize)]
+            struct Note<'a> {
+                name: &'a str,
+                note: &'a str,
             }
             #[derive(Serialize)]
             struct Copies<'a> {
@@ -574,6 +585,15 @@ impl Output {
                         Some(Copies {
                             name: &v.name,
                             vaults: copies.get(&v.sequence)?,
+                        })
+                    })
+                    .collect(),
+                notes: volumes
+                    .iter()
+                    .filter_map(|v| {
+                        Some(Note {
+                            name: &v.name,
+                            note: notes.get(&v.sequence)?,
                         })
                     })
                     .collect(),
@@ -601,6 +621,10 @@ impl Output {
                     .get(&v.sequence)
                     .map(|to| format!("  copies: {}", to.join(", ")))
                     .unwrap_or_default()
+                    + &notes
+                        .get(&v.sequence)
+                        .map(|note| format!("  at: {note}"))
+                        .unwrap_or_default()
             );
         }
         for name in abandoned {

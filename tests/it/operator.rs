@@ -506,3 +506,74 @@ fn completions_are_generated_from_the_cli_and_current() {
         );
     }
 }
+
+#[test]
+fn volume_notes_say_where_each_volume_is_kept_in_volumes_and_the_plan() {
+    let env = two_volume_vault();
+    env.tv(&["volumes", "note", "2", "offsite vault B, box 12"])
+        .assert()
+        .success();
+    let (code, listing, _) = run_json(env.tv(&["volumes", "--json"]));
+    assert_eq!(code, 0);
+    let second = listing["volumes"][1]["name"].as_str().unwrap();
+    assert_eq!(
+        listing["notes"],
+        serde_json::json!([{"name": second, "note": "offsite vault B, box 12"}])
+    );
+    let text = env.tv(&["volumes"]).output().unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("at: offsite vault B, box 12"), "{text}");
+    let (_, plan, _) = run_json(env.tv(&["restore", "--plan", "--json"]));
+    let planned = plan["volumes"].as_array().unwrap();
+    assert!(planned
+        .iter()
+        .any(|v| v["sequence"] == 2 && v["location"] == "offsite vault B, box 12"));
+    assert!(planned
+        .iter()
+        .any(|v| v["sequence"] == 1 && v["location"].is_null()));
+    // Cleared with an empty text; an unknown volume is a usage error naming it.
+    env.tv(&["volumes", "note", "2", ""]).assert().success();
+    let (_, listing, _) = run_json(env.tv(&["volumes", "--json"]));
+    assert_eq!(listing["notes"], serde_json::json!([]));
+    let (code, _, err) = run_json(env.tv(&["volumes", "note", "99", "x"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no volume #99"), "{err}");
+}
+
+#[test]
+fn media_presets_size_volumes_for_a_cartridge_and_volume_size_overrides() {
+    let env = Env::new();
+    std::fs::write(env.src().join("f"), noise(9 << 20, 3)).unwrap();
+    let src = env.src();
+    let (code, summary, err) = run_json(env.tv(&[
+        "backup",
+        src.to_str().unwrap(),
+        "--media",
+        "lto-7",
+        "--volume-size",
+        "4M",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        summary["volumes_written"].as_array().unwrap().len() >= 3,
+        "{summary}"
+    );
+    std::fs::write(env.src().join("g"), noise(9 << 20, 4)).unwrap();
+    let (code, summary, err) = run_json(env.tv(&[
+        "backup",
+        src.to_str().unwrap(),
+        "--media",
+        "lto-5",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        summary["volumes_written"].as_array().unwrap().len(),
+        1,
+        "{summary}"
+    );
+    let (code, _, err) = run_json(env.tv(&["backup", src.to_str().unwrap(), "--media", "lto-4"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("lto-5") && err.contains("lto-10"), "{err}");
+}
