@@ -177,8 +177,15 @@ fn selected(path: &PathBytes, includes: &[PathBytes]) -> bool {
         })
 }
 
-/// Plan the volumes a restore of `snapshot` (limited to `includes`) reads.
-pub fn plan(catalog: &Catalog, snapshot: &str, includes: &[PathBuf]) -> Result<RestorePlan> {
+/// The volumes a restore of `snapshot` (limited to `includes`) reads, in read order.
+/// With the vault's `listing`, a volume it lacks is planned as `missing` before any
+/// read; without one (the vault unreachable), states are the catalog's.
+pub fn plan(
+    catalog: &Catalog,
+    snapshot: &str,
+    includes: &[PathBuf],
+    listing: Option<&crate::vault::Listing>,
+) -> Result<RestorePlan> {
     let record = catalog.find_snapshot(snapshot)?;
     let includes: Vec<PathBytes> = includes
         .iter()
@@ -204,10 +211,13 @@ pub fn plan(catalog: &Catalog, snapshot: &str, includes: &[PathBuf]) -> Result<R
             .flatten()
             .map(|(_, l)| u64::from(l.sealed_len))
             .sum();
-        let (name, state, volume_set) = volumes
+        let (name, mut state, volume_set) = volumes
             .get(&sequence)
             .map(|v| (v.name.clone(), v.state.clone(), v.volume_set))
             .unwrap_or_else(|| (format!("#{sequence}"), "unknown".into(), 0));
+        if listing.is_some_and(|l| !l.sealed.contains(&name)) {
+            state = "missing".into();
+        }
         plan.volumes.push(PlannedVolume {
             sequence,
             name,

@@ -301,7 +301,14 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
         Command::Restore(args) => {
             let catalog = ctx.catalog()?;
             if args.plan {
-                let plan = crate::restore::plan(&catalog, &args.snapshot, &args.include)?;
+                // The plan is the catalog's; the vault, when it answers, says what is gone.
+                let listing = ctx.vault().and_then(|vault| vault.list()).ok();
+                let plan = crate::restore::plan(
+                    &catalog,
+                    &args.snapshot,
+                    &args.include,
+                    listing.as_ref(),
+                )?;
                 out.plan(&plan);
                 return Ok(exit::OK);
             }

@@ -171,7 +171,11 @@ impl Output {
                 v.name,
                 bytes(v.bytes),
                 v.volume_set,
-                v.state,
+                if v.state == "missing" {
+                    "MISSING"
+                } else {
+                    &v.state
+                },
                 v.location
                     .as_deref()
                     .map(|at| format!("  at: {at}"))

@@ -34,6 +34,21 @@ fn t12_lost_volume_names_every_file_and_the_rest_restores() {
     copy_dir(&env.vault_dir(), &env.path("vault-copy"));
     let volumes = env.volumes();
     std::fs::remove_file(&volumes[0]).unwrap();
+    // The plan says so before anything is read; the other volumes are planned as they are.
+    let (code, plan, _) = run_json(env.tv(&["restore", "--plan", "--json"]));
+    assert_eq!(code, 0, "{plan}");
+    let lost = volumes[0].file_name().unwrap().to_str().unwrap();
+    assert!(plan["volumes"].to_string().contains(lost), "{plan}");
+    for volume in plan["volumes"].as_array().unwrap() {
+        let expected = if volume["name"] == lost {
+            "missing"
+        } else {
+            "sealed"
+        };
+        assert_eq!(volume["state"], expected, "{plan}");
+    }
+    let text = env.tv(&["restore", "--plan"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("MISSING"));
     let (code, report, landed) = env.restore("out", &[]);
     assert_eq!(code, 4, "{report}");
     assert!(
