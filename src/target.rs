@@ -29,8 +29,13 @@ pub fn unsafe_component(component: &[u8]) -> Option<&'static str> {
 /// The root of a restore, opened without following a symlink.
 pub struct Target {
     root: OwnedFd,
-    cached: Option<(Vec<u8>, OwnedFd)>,
+    /// Directory handles by path: chunks arrive in media order, not folder order, so
+    /// one restore touches the same folders again and again.
+    cached: std::collections::HashMap<Vec<u8>, OwnedFd>,
 }
+
+/// Directory handles kept open at most (well under the usual limit of 1024 fds).
+const CACHED_DIRS: usize = 128;
 
 const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
@@ -46,7 +51,10 @@ impl Target {
             Err(e) => return Err(e),
         }
         let root = rustix::fs::open(path, DIR_FLAGS, Mode::empty())?;
-        Ok(Target { root, cached: None })
+        Ok(Target {
+            root,
+            cached: std::collections::HashMap::new(),
+        })
     }
 
     /// True when the target holds nothing yet.
@@ -67,25 +75,30 @@ impl Target {
         if dir.is_empty() {
             return self.root.try_clone();
         }
-        if let Some((path, fd)) = &self.cached {
-            if path == dir {
-                return fd.try_clone();
+        if let Some(fd) = self.cached.get(dir) {
+            return fd.try_clone();
+        }
+        // Walk from the deepest folder already open, one checked component at a time.
+        let mut start = 0;
+        let mut current = self.root.try_clone()?;
+        for (at, _) in dir.iter().enumerate().filter(|(_, b)| **b == b'/').rev() {
+            if let Some(fd) = self.cached.get(&dir[..at]) {
+                current = fd.try_clone()?;
+                start = at + 1;
+                break;
             }
         }
-        let mut current = self.root.try_clone()?;
-        for component in dir.split(|b| *b == b'/') {
+        for component in dir[start..].split(|b| *b == b'/') {
             if unsafe_component(component).is_some() {
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, "unsafe name"));
             }
             current = rustix::fs::openat(&current, component, DIR_FLAGS, Mode::empty())?;
         }
-        self.cached = Some((dir.to_vec(), current.try_clone()?));
+        if self.cached.len() == CACHED_DIRS {
+            self.cached.clear();
+        }
+        self.cached.insert(dir.to_vec(), current.try_clone()?);
         Ok(current)
-    }
-
-    /// Forget cached handles (after directories were replaced).
-    pub fn forget_cache(&mut self) {
-        self.cached = None;
     }
 }
 
