@@ -189,8 +189,7 @@ pub(crate) fn key_opens_vault(
     let mut tried = 0;
     for name in &names {
         let attempt = (|| -> Result<Option<bool>> {
-            let (size, head) = vault.read_range(name, 0, 8 << 10)?;
-            let label = crate::volume::VolumeReader::new(&head[..]).read_label()?;
+            let (size, label) = crate::rebuild::head_label(vault, name)?;
             let volume_key = key.volume_key(&label.volume_id);
             let open = |sealed: &[u8]| {
                 crate::volume::VolumeIndex::open(
@@ -316,13 +315,7 @@ pub fn check_catalog_matches(vault: &dyn Vault, catalog: &Catalog) -> Result<()>
     let key_label = crate::rebuild::any_label(vault).ok();
     let volume_label = crate::rebuild::volume_names(vault)?
         .iter()
-        .find_map(|name| {
-            // The label is the first member: a few KiB, never the whole volume.
-            let (_, head) = vault.read_range(name, 0, 8 << 10).ok()?;
-            crate::volume::VolumeReader::new(&head[..])
-                .read_label()
-                .ok()
-        });
+        .find_map(|name| crate::rebuild::head_label(vault, name).ok().map(|(_, l)| l));
     let ours = |label: &Option<Label>| label.as_ref().is_some_and(|l| l.vault_id == info.vault_id);
     if ours(&volume_label) && key_label.is_some() && !ours(&key_label) {
         eprintln!(

@@ -77,11 +77,7 @@ pub fn follow_renamed(vault: &dyn Vault, catalog: &mut Catalog) -> Result<Vec<St
         .iter()
         .filter(|n| n.ends_with(".tar") && !volumes.iter().any(|v| &v.name == *n));
     for name in unknown {
-        // The label is the first member: a few KiB, never the whole volume.
-        let Ok((_, head)) = vault.read_range(name, 0, LABEL_WINDOW) else {
-            continue;
-        };
-        let Ok(label) = VolumeReader::new(&head[..]).read_label() else {
+        let Ok((_, label)) = head_label(vault, name) else {
             continue;
         };
         let Some(at) = lost
@@ -98,6 +94,13 @@ pub fn follow_renamed(vault: &dyn Vault, catalog: &mut Catalog) -> Result<Vec<St
         ));
     }
     Ok(notes)
+}
+
+/// A volume's size and label, from a ranged read of its start: the label is the first
+/// member, a few KiB, never the whole volume.
+pub(crate) fn head_label(vault: &dyn Vault, name: &str) -> Result<(u64, Label)> {
+    let (size, head) = vault.read_range(name, 0, LABEL_WINDOW)?;
+    Ok((size, VolumeReader::new(&head[..]).read_label()?))
 }
 
 fn read_label(vault: &dyn Vault, name: &str) -> Result<Label> {

@@ -450,22 +450,14 @@ pub fn deep(
                 .flatten()
                 .any(|(id, loc)| !opened.contains(&(*id, loc.kind)));
         if troubled {
-            let whole_copy = copies.iter().zip(&copy_listings).find_map(|(copy, names)| {
-                if !names.contains(&volume.name) {
-                    return None;
-                }
-                let mut copy_opened = HashSet::new();
-                let (_, damage, _) = check_volume(
-                    copy.open(&volume.name).ok()?,
-                    volume,
-                    &keys,
-                    wanted,
-                    &mut copy_opened,
-                    &mut HashMap::new(),
-                    &mut DeepReport::default(),
-                );
-                (damage.is_none()).then_some((copy.as_ref(), copy_opened))
-            });
+            let whole_copy = copies
+                .iter()
+                .zip(&copy_listings)
+                .filter(|(_, names)| names.contains(&volume.name))
+                .find_map(|(copy, _)| {
+                    whole_in(copy.as_ref(), volume, &keys, wanted)
+                        .map(|opened| (copy.as_ref(), opened))
+                });
             if let Some((copy, copy_opened)) = whole_copy {
                 let (missing, damaged) = problems_before;
                 let here: Vec<String> = report
@@ -619,6 +611,26 @@ fn file_identity(node: &crate::model::Node) -> [u8; 32] {
         hasher.update(&chunk.offset.to_le_bytes());
     }
     *hasher.finalize().as_bytes()
+}
+
+/// The blobs `volume` holds in `copy`, when the copy's volume is whole (as sealed).
+fn whole_in(
+    copy: &dyn Vault,
+    volume: &VolumeRow,
+    keys: &ReadKeys<'_>,
+    wanted: &PackBlobs,
+) -> Option<HashSet<(ChunkId, BlobKind)>> {
+    let mut opened = HashSet::new();
+    let (_, damage, _) = check_volume(
+        copy.open(&volume.name).ok()?,
+        volume,
+        keys,
+        wanted,
+        &mut opened,
+        &mut HashMap::new(),
+        &mut DeepReport::default(),
+    );
+    damage.is_none().then_some(opened)
 }
 
 /// Reads single chunks by ranged reads, to hash whole files in file order.

@@ -70,9 +70,7 @@ impl S3Config {
 
 /// A bucket (and prefix) holding volumes.
 pub struct S3Vault {
-    address: String,
-    bucket: String,
-    endpoint: String,
+    place: Place,
     io: Arc<Io>,
 }
 
@@ -151,24 +149,18 @@ impl S3Vault {
             .build()
             .map_err(|e| Error::new(ErrorKind::Io, format!("cannot start S3 client: {e}")))?;
         Ok(S3Vault {
-            address: address.to_string(),
-            bucket: bucket.to_string(),
-            endpoint: config.endpoint.unwrap_or_else(|| "AWS".into()),
+            place: Place {
+                address: address.to_string(),
+                bucket: bucket.to_string(),
+                endpoint: config.endpoint.unwrap_or_else(|| "AWS".into()),
+            },
             io: Arc::new(Io { runtime, op }),
         })
     }
 
     /// One line for a failed request: what, which object, and why in S3's words.
     fn error(&self, what: &str, name: &str, err: &opendal::Error) -> Error {
-        self.place().error(what, name, err)
-    }
-
-    fn place(&self) -> Place {
-        Place {
-            address: self.address.clone(),
-            bucket: self.bucket.clone(),
-            endpoint: self.endpoint.clone(),
-        }
+        self.place.error(what, name, err)
     }
 
     fn size(&self, name: &str) -> Result<u64> {
@@ -256,7 +248,7 @@ fn short(err: &opendal::Error) -> String {
 
 impl Vault for S3Vault {
     fn location(&self) -> &str {
-        &self.address
+        &self.place.address
     }
 
     fn list(&self) -> Result<Listing> {
@@ -292,7 +284,7 @@ impl Vault for S3Vault {
             .map_err(|e| self.error("cannot start writing", name, &e))?;
         Ok(Box::new(S3Sink {
             io: self.io.clone(),
-            place: self.place(),
+            place: self.place.clone(),
             name: name.to_string(),
             part: Vec::with_capacity(part as usize),
             part_bytes: part as usize,
@@ -305,7 +297,7 @@ impl Vault for S3Vault {
         let size = self.size(name)?;
         let mut reader = S3Reader {
             io: self.io.clone(),
-            place: self.place(),
+            place: self.place.clone(),
             name: name.to_string(),
             size,
             position: 0,
@@ -378,7 +370,7 @@ impl Vault for S3Vault {
                             format!(
                                 "the vault is in use by another run ({}; lock {}/{LOCK_OBJECT}: if no run is active there, delete that object)",
                                 found.trim(),
-                                self.address.trim_end_matches('/')
+                                self.place.address.trim_end_matches('/')
                             ),
                         ));
                     }
@@ -389,7 +381,10 @@ impl Vault for S3Vault {
         }
         Err(Error::new(
             ErrorKind::Busy,
-            format!("the vault {} is being locked by another run", self.address),
+            format!(
+                "the vault {} is being locked by another run",
+                self.place.address
+            ),
         ))
     }
 }

@@ -795,3 +795,18 @@ fn t61_an_object_stored_short_with_a_200_is_never_trusted() {
     assert_eq!(code, 0, "{report}");
     assert_same_tree(&env.src(), &landed);
 }
+
+#[test]
+fn copies_take_the_storage_class_asked_for() {
+    let env = filled_dir_env();
+    let bucket = format!("{}/cold", new_bucket());
+    env.tv(&["copy", "--to", &bucket, "--storage-class", "GLACIER"])
+        .assert()
+        .success();
+    let lost = env.volumes()[0].clone();
+    std::fs::remove_file(&lost).unwrap();
+    // The copy holds the volume, archived: the restore names it for rehydration.
+    let (code, report, _) = env.restore("out", &["--copy-vault", &bucket]);
+    assert_eq!(code, 4, "{report}");
+    assert!(report.to_string().contains("rehydrate"), "{report}");
+}
