@@ -388,7 +388,18 @@ fn t5_t6_a_broken_header_or_zeroed_blocks_lose_only_the_damaged_bytes() {
 
 #[test]
 fn t3_t5_a_scan_past_a_broken_header_recovers_the_packs_after_it() {
-    let env = two_volume_vault();
+    // Packs close at 1 MiB and hold at most 3 MiB (one 2 MiB chunk over), so with
+    // 8 MiB volumes the first always holds a second pack after the broken one, and
+    // 12 MiB of data needs a later volume: the snapshot survives the broken index.
+    let env = Env::new();
+    std::fs::write(env.src().join("alpha"), noise(6 << 20, 21)).unwrap();
+    std::fs::write(env.src().join("beta"), noise(6 << 20, 22)).unwrap();
+    std::fs::write(env.src().join("small"), b"small file").unwrap();
+    let src = env.src();
+    env.tv(&["backup", src.to_str().unwrap(), "--volume-size", "8M"])
+        .assert()
+        .success();
+    assert!(env.volumes().len() >= 2);
     let first = env.volumes()[0].clone();
     let mut bytes = std::fs::read(&first).unwrap();
     let (pack_at, _) = member_range(&bytes, "pack-000001.tvp");
@@ -411,7 +422,7 @@ fn t3_t5_a_scan_past_a_broken_header_recovers_the_packs_after_it() {
         .iter()
         .map(|n| missing_bytes(&report, n))
         .sum();
-    assert!(lost > 0 && lost < 3 << 20, "{lost} bytes lost: {report}");
+    assert!(lost > 0 && lost <= 3 << 20, "{lost} bytes lost: {report}");
     assert_eq!(std::fs::read(landed.join("small")).unwrap(), b"small file");
 }
 
