@@ -170,6 +170,10 @@ fn mark_missing_volumes(
     listing: &crate::vault::Listing,
 ) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
+    if listing.volumes_unlisted {
+        // A stream or a lone drive cannot show its volumes: the catalog is all we know.
+        return Ok(warnings);
+    }
     let volumes = catalog.volumes()?;
     // A listing without any known volume or key label is an unmounted disk or a wrong
     // path far more often than a lost vault (T63).
@@ -549,6 +553,8 @@ struct OpenVolume {
     name: String,
     created: i64,
     packs: Vec<IndexPack>,
+    /// The medium passed early warning: no further pack goes in (the index still does).
+    full: bool,
 }
 
 /// What every volume of a run looks like.
@@ -696,6 +702,7 @@ impl<'a> Writer<'a> {
             name,
             created,
             packs: Vec::new(),
+            full: false,
         });
         Ok(())
     }
@@ -712,7 +719,7 @@ impl<'a> Writer<'a> {
         if !self
             .current
             .as_ref()
-            .is_some_and(|v| v.writer.fits(len, blobs))
+            .is_some_and(|v| !v.full && v.writer.fits(len, blobs))
         {
             if self.current.as_ref().is_some_and(|v| v.packs.is_empty()) {
                 return Err(Error::usage(format!(
@@ -734,6 +741,9 @@ impl<'a> Writer<'a> {
             .writer
             .append_pack(number, &pack.bytes, pack.entries.len())?;
         self.pack_bytes += pack.bytes.len() as u64;
+        // On tape, the pack that met early warning is finished in the reserve; the next
+        // goes to the next cartridge.
+        volume.full = volume.writer.sink().past_early_warning();
         volume.packs.push(IndexPack {
             number,
             offset,

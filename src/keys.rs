@@ -313,10 +313,15 @@ pub fn check_catalog_matches(vault: &dyn Vault, catalog: &Catalog) -> Result<()>
     // (the catalog holds the key), and said. A damaged volume label is the volume's
     // problem, reported where it is read.
     let key_label = crate::rebuild::any_label(vault).ok();
+    let ours = |label: &Option<Label>| label.as_ref().is_some_and(|l| l.vault_id == info.vault_id);
+    if ours(&key_label) {
+        // Volume labels could only disagree with a key label that is not ours; on tape,
+        // reading one would load a cartridge.
+        return Ok(());
+    }
     let volume_label = crate::rebuild::volume_names(vault)?
         .iter()
         .find_map(|name| crate::rebuild::head_label(vault, name).ok().map(|(_, l)| l));
-    let ours = |label: &Option<Label>| label.as_ref().is_some_and(|l| l.vault_id == info.vault_id);
     if ours(&volume_label) && key_label.is_some() && !ours(&key_label) {
         eprintln!(
             "tapevault: warning: a key label of {} names another vault, but its volumes and \

@@ -41,6 +41,7 @@ pub mod records;
 pub mod restore;
 pub mod retention;
 pub mod source;
+pub mod tape;
 pub mod target;
 pub mod vault;
 pub mod verify;

@@ -62,6 +62,9 @@ pub fn volume_names(vault: &dyn Vault) -> Result<Vec<String>> {
 /// by name, and the catalog follows the vault. One note per volume found (T14).
 pub fn follow_renamed(vault: &dyn Vault, catalog: &mut Catalog) -> Result<Vec<String>> {
     let listing = vault.list()?;
+    if listing.volumes_unlisted {
+        return Ok(Vec::new());
+    }
     let volumes = catalog.volumes()?;
     let mut lost: Vec<&VolumeRow> = volumes
         .iter()

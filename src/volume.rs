@@ -373,6 +373,11 @@ impl<W: Write> VolumeWriter<W> {
         Ok(())
     }
 
+    /// Where the volume goes.
+    pub fn sink(&self) -> &W {
+        &self.out.inner
+    }
+
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.out.written

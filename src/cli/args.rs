@@ -23,11 +23,17 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Where the volumes live: dir:/path (a folder on disk, NFS or a removable drive) or
+    /// Where the volumes live: dir:/path (a folder on disk, NFS or a removable drive);
     /// s3://bucket/prefix (S3 or compatible; credentials, region and endpoint from
     /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
     /// AWS_ENDPOINT_URL or AWS_PROFILE; a failing request is tried again
-    /// TAPEVAULT_S3_RETRIES times, 6 by default, about 16 s in all)
+    /// TAPEVAULT_S3_RETRIES times, 6 by default, about 16 s in all); tape:/dev/nstN (a
+    /// Linux tape drive, non-rewinding: one volume per cartridge); tape:/folder (an
+    /// emulated tape library for rehearsals: one file per cartridge); or - (a stream:
+    /// backup writes its volumes one after another to stdout, so a backup needing three
+    /// volumes is one stream holding all three; restore reads them from stdin in the same
+    /// order). A tape drive or stream keeps its vault label in the catalog folder
+    /// (vault/); every volume label carries the key too
     #[arg(long, global = true, env = "TAPEVAULT_VAULT", value_name = "VAULT")]
     pub vault: Option<String>,
     /// The catalog folder for this vault [default: $XDG_STATE_HOME/tapevault/<vault hash>]
@@ -48,6 +54,22 @@ pub struct Global {
     /// format) to this file, atomically, whether the run succeeded or not
     #[arg(long, global = true, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
+    /// Tape block size, a multiple of 512 from 4K to 4M [default: 256K for writing; for
+    /// reading, the size found on the tape]. A tape read with the wrong size is an error
+    /// naming the size found
+    #[arg(long, global = true, value_name = "SIZE")]
+    pub block_size: Option<String>,
+    /// Run this (with /bin/sh) whenever a tape vault needs another cartridge: %n is the
+    /// volume sequence number and %v the volume name (also in TAPEVAULT_SEQUENCE and
+    /// TAPEVAULT_VOLUME). It must load the cartridge and exit 0. Without it, a terminal is
+    /// asked; in cron the run stops with exit 1 rather than wait
+    #[arg(
+        long,
+        global = true,
+        env = "TAPEVAULT_CHANGE_VOLUME_COMMAND",
+        value_name = "COMMAND"
+    )]
+    pub change_volume_command: Option<String>,
     /// Print one JSON document on stdout instead of text
     #[arg(long, global = true)]
     pub json: bool,
@@ -242,6 +264,11 @@ pub struct BackupArgs {
     /// bucket's]
     #[arg(long, value_name = "CLASS")]
     pub storage_class: Option<String>,
+    /// Write over a tape cartridge that holds a live volume (of this or another vault).
+    /// Without it such a cartridge is refused; scratch cartridges (volumes pruned) and
+    /// blank ones are always written
+    #[arg(long)]
+    pub overwrite: bool,
     /// Start an independent volume set: store everything again, deduplicating against no
     /// earlier volume, so this set alone restores this snapshot (the weekly offsite full of
     /// a rotation). Later backups join the newest set.

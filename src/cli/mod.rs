@@ -95,6 +95,8 @@ struct Context {
     global: Global,
     address: String,
     catalog_dir: PathBuf,
+    /// Tape settings and where a drive or stream keeps its labels.
+    options: vault::VaultOptions,
 }
 
 impl Context {
@@ -102,21 +104,35 @@ impl Context {
         let address = global.vault.clone().ok_or_else(|| {
             Error::usage("no vault given: pass --vault dir:/path or set TAPEVAULT_VAULT")
         })?;
-        // Refuse an unusable address before anything else happens.
-        vault::open_vault(&address)?;
         let catalog_dir = match &global.catalog {
             Some(dir) => dir.clone(),
             None => catalog::default_dir(&address)?,
         };
+        let options = vault::VaultOptions {
+            tape: crate::tape::TapeOptions {
+                block_size: global
+                    .block_size
+                    .as_deref()
+                    .map(parse_block_size)
+                    .transpose()?,
+                change_volume_command: global.change_volume_command.clone(),
+                overwrite: false,
+            },
+            meta_dir: Some(catalog_dir.join("vault")),
+            ..vault::VaultOptions::default()
+        };
+        // Refuse an unusable address before anything else happens.
+        vault::open_vault_with(&address, &options)?;
         Ok(Context {
             global,
             address,
             catalog_dir,
+            options,
         })
     }
 
     fn vault(&self) -> Result<Box<dyn Vault>> {
-        vault::open_vault(&self.address)
+        vault::open_vault_with(&self.address, &self.options)
     }
 
     fn catalog(&self) -> Result<Catalog> {
@@ -200,16 +216,23 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
                 args.kdf_parallelism,
             )?;
             let passphrase = ctx.passphrase(true)?;
-            vault::create_dir_vault(&ctx.address)?;
+            vault::create_vault_home(&ctx.address, &ctx.options)?;
             let vault = ctx.vault()?;
             let summary = crate::keys::init(vault.as_ref(), &ctx.catalog_dir, &passphrase, kdf)?;
             out.init(&summary, &ctx.address);
             Ok(exit::OK)
         }
         Command::Backup(args) => {
+            if ctx.address == "-" {
+                vault::stream::claim_stdout()?;
+            }
             let mut run = ctx.for_writing_with(&vault::VaultOptions {
                 storage_class: args.storage_class.clone(),
-                ..vault::VaultOptions::default()
+                tape: crate::tape::TapeOptions {
+                    overwrite: args.overwrite,
+                    ..ctx.options.tape.clone()
+                },
+                ..ctx.options.clone()
             })?;
             let excludes = args
                 .exclude
@@ -302,7 +325,11 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
             let catalog = ctx.catalog()?;
             if args.plan {
                 // The plan is the catalog's; the vault, when it answers, says what is gone.
-                let listing = ctx.vault().and_then(|vault| vault.list()).ok();
+                let listing = ctx
+                    .vault()
+                    .and_then(|vault| vault.list())
+                    .ok()
+                    .filter(|listing| !listing.volumes_unlisted);
                 let plan = crate::restore::plan(
                     &catalog,
                     &args.snapshot,
@@ -663,6 +690,17 @@ pub fn parse_size(text: &str) -> Result<u64> {
     };
     let number: u64 = digits.trim().parse().map_err(|_| bad())?;
     number.checked_mul(1u64 << shift).ok_or_else(bad)
+}
+
+/// `--block-size`: a multiple of 512 bytes from 4K to 4M (what st and LTO drives take).
+fn parse_block_size(text: &str) -> Result<usize> {
+    let size = parse_size(text)?;
+    if !(4096..=4 << 20).contains(&size) || size % 512 != 0 {
+        return Err(Error::usage(format!(
+            "--block-size {text}: use a multiple of 512 bytes from 4K to 4M, as in 256K"
+        )));
+    }
+    Ok(size as usize)
 }
 
 #[cfg(test)]

@@ -11,9 +11,11 @@
 
 mod dir;
 mod s3;
+pub mod stream;
 
 pub use dir::{create_dir_vault, sync_dir, DirVault};
 pub use s3::{S3Config, S3Vault};
+pub use stream::StreamVault;
 
 use crate::error::{Error, Result};
 use std::io::Read;
@@ -28,6 +30,9 @@ pub struct Listing {
     pub sealed: Vec<String>,
     /// Unfinished write attempts (abandoned unless a run is in progress).
     pub partial: Vec<String>,
+    /// The medium cannot list its volumes (a stream, a lone tape drive): a volume
+    /// absent from `sealed` is not known to be missing.
+    pub volumes_unlisted: bool,
 }
 
 /// A medium holding volumes.
@@ -55,6 +60,10 @@ pub trait Vault: Send {
 pub trait VolumeSink: std::io::Write + Send {
     /// Make the object durable and visible; consumes the sink.
     fn seal(self: Box<Self>) -> Result<()>;
+    /// The medium passed its early-warning mark: close the volume after the pack in flight.
+    fn past_early_warning(&self) -> bool {
+        false
+    }
 }
 
 /// Refuse to lock (and so to write) a vault that holds nothing of ours: an empty
@@ -81,6 +90,11 @@ pub struct VaultOptions {
     pub storage_class: Option<String>,
     /// S3 endpoint, region and credentials; the standard AWS environment when `None`.
     pub s3: Option<S3Config>,
+    /// Block size, change command and overwrite permission of tape vaults.
+    pub tape: crate::tape::TapeOptions,
+    /// Where a tape drive or stream vault keeps its labels and records [default:
+    /// `vault/` in the vault's default catalog folder].
+    pub meta_dir: Option<std::path::PathBuf>,
 }
 
 /// Open the vault at `address` (`dir:PATH` or `s3://BUCKET/PREFIX`).
@@ -106,15 +120,37 @@ pub fn open_vault_with(address: &str, options: &VaultOptions) -> Result<Box<dyn 
     if address.starts_with("s3://") {
         return Ok(Box::new(S3Vault::open(address, options)?));
     }
-    let scheme = address.split(':').next().unwrap_or_default();
-    if matches!(scheme, "tape" | "-") {
-        return Err(Error::usage(format!(
-            "vault {address}: {scheme} vaults are not supported by this build yet; use dir:PATH or s3://BUCKET/PREFIX"
-        )));
+    let meta_dir = || -> Result<std::path::PathBuf> {
+        match &options.meta_dir {
+            Some(dir) => Ok(dir.clone()),
+            None => Ok(crate::catalog::default_dir(address)?.join("vault")),
+        }
+    };
+    if address == "-" {
+        return Ok(Box::new(StreamVault::new(&meta_dir()?)));
+    }
+    if let Some(path) = address.strip_prefix("tape:") {
+        return crate::tape::open_tape_vault(address, path, &options.tape, &meta_dir()?);
     }
     Err(Error::usage(format!(
-        "vault {address:?} is not a vault address; use dir:PATH or s3://BUCKET/PREFIX"
+        "vault {address:?} is not a vault address; use dir:PATH, s3://BUCKET/PREFIX, tape:DEVICE, tape:DIR or -"
     )))
+}
+
+/// Create what a new vault needs before its label is written (for `init`).
+pub fn create_vault_home(address: &str, options: &VaultOptions) -> Result<()> {
+    create_dir_vault(address)?;
+    let meta = match address.strip_prefix("tape:") {
+        Some(path) if std::path::Path::new(path).is_dir() || !path.starts_with("/dev/") => {
+            std::path::PathBuf::from(path).join("vault")
+        }
+        _ if address == "-" || address.starts_with("tape:") => match &options.meta_dir {
+            Some(dir) => dir.clone(),
+            None => crate::catalog::default_dir(address)?.join("vault"),
+        },
+        _ => return Ok(()),
+    };
+    std::fs::create_dir_all(&meta).map_err(crate::error::at("cannot create", &meta))
 }
 
 #[cfg(test)]
@@ -124,7 +160,7 @@ mod tests {
 
     #[test]
     fn unknown_and_unsupported_addresses_are_usage_errors() {
-        for address in ["tape:/dev/nst0", "/mnt/x", "dir:", "s3://"] {
+        for address in ["/mnt/x", "dir:", "s3://", "tape:"] {
             assert_eq!(
                 open_vault(address).err().unwrap().kind(),
                 ErrorKind::Usage,
