@@ -182,7 +182,7 @@ _tapevault() {
 
     case "${cmd}" in
         tapevault)
-            opts="-q -v -h -V --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help --version init backup snapshots ls restore volumes forget prune consolidate copy verify drill catalog key generate help"
+            opts="-q -v -h -V --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help --version init backup snapshots ls restore volumes forget prune consolidate copy verify drill catalog key generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -212,6 +212,14 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -220,7 +228,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__backup)
-            opts="-q -v -h --volume-size --media --parity --storage-class --new-set --compression-level --exclude --tag --cross-file-systems --threads --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --volume-size --media --parity --storage-class --overwrite --new-set --compression-level --exclude --tag --cross-file-systems --threads --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -282,6 +290,14 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -290,7 +306,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__catalog)
-            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help rebuild help"
+            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help rebuild help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -317,6 +333,14 @@ _tapevault() {
                     return 0
                     ;;
                 --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -370,7 +394,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__catalog__subcmd__rebuild)
-            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -400,6 +424,14 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -408,7 +440,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__consolidate)
-            opts="-q -v -h --max-volumes --max-bytes --max-live --volume-size --dry-run --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --max-volumes --max-bytes --max-live --volume-size --dry-run --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -454,6 +486,14 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -462,7 +502,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__copy)
-            opts="-q -v -h --from --to --storage-class --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --from --to --storage-class --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -504,6 +544,14 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -512,7 +560,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__drill)
-            opts="-q -v -h --sample --all --seed --scratch --from-scratch --report --history --copy-vault --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --sample --all --seed --scratch --from-scratch --report --history --copy-vault --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -562,6 +610,14 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -570,7 +626,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__forget)
-            opts="-q -v -h --keep-last --keep-hourly --keep-daily --keep-weekly --keep-monthly --keep-yearly --keep-within --keep-tag --host --tag --utc-offset --dry-run --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --keep-last --keep-hourly --keep-daily --keep-weekly --keep-monthly --keep-yearly --keep-within --keep-tag --host --tag --utc-offset --dry-run --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -644,6 +700,14 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -652,7 +716,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__generate)
-            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -679,6 +743,14 @@ _tapevault() {
                     return 0
                     ;;
                 --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -998,7 +1070,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__init)
-            opts="-q -v -h --kdf-memory --kdf-iterations --kdf-parallelism --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --kdf-memory --kdf-iterations --kdf-parallelism --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1040,6 +1112,14 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1048,7 +1128,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__key)
-            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help export import passwd help"
+            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help export import passwd help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1078,6 +1158,14 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1086,7 +1174,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__key__subcmd__export)
-            opts="-q -v -h --paper --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --paper --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1113,6 +1201,14 @@ _tapevault() {
                     return 0
                     ;;
                 --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1194,7 +1290,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__key__subcmd__import)
-            opts="-q -v -h --paper --new-passphrase-file --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --paper --new-passphrase-file --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1232,6 +1328,14 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1240,7 +1344,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__key__subcmd__passwd)
-            opts="-q -v -h --new-passphrase-file --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --new-passphrase-file --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1274,6 +1378,14 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1282,7 +1394,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__ls)
-            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1309,6 +1421,14 @@ _tapevault() {
                     return 0
                     ;;
                 --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1320,7 +1440,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__prune)
-            opts="-q -v -h --dry-run --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --dry-run --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1350,6 +1470,14 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1358,7 +1486,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__restore)
-            opts="-q -v -h --target --include --overwrite --plan --copy-vault --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --target --include --overwrite --plan --copy-vault --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1400,6 +1528,14 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1408,7 +1544,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__snapshots)
-            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1438,6 +1574,14 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1446,7 +1590,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__verify)
-            opts="-q -v -h --deep --snapshot --copy-vault --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --deep --snapshot --copy-vault --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1484,6 +1628,14 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1492,7 +1644,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__volumes)
-            opts="-q -v -h --reclaimable --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help note help"
+            opts="-q -v -h --reclaimable --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help note help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1519,6 +1671,14 @@ _tapevault() {
                     return 0
                     ;;
                 --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1572,7 +1732,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__volumes__subcmd__note)
-            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --json --quiet --verbose --help"
+            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1599,6 +1759,14 @@ _tapevault() {
                     return 0
                     ;;
                 --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --change-volume-command)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

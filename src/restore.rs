@@ -479,6 +479,13 @@ pub fn restore(
             report.problems.warnings.extend(findings.warnings);
             report.problems.repaired.extend(findings.repaired);
             report.volumes_read.push(format!("{}{from}", volume.name));
+            if let Err(err) = &outcome {
+                if err.kind() == ErrorKind::Usage {
+                    // The medium is fine, the request is not (a tape read at the wrong
+                    // block size): every volume would fail the same way.
+                    return Err(Error::usage(err.to_string()));
+                }
+            }
             if let Err(err) = outcome {
                 lost.push(format!("volume {} (#{sequence}){from}: {err}", volume.name));
             }

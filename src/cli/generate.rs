@@ -34,12 +34,17 @@ fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
         "init" => &[("A vault on a removable disk", "tapevault init --vault dir:/media/offsite/vault")],
         "backup" => &[
             ("Back up two trees into 4 GiB volumes", "tapevault backup /etc /srv --volume-size 4G --exclude '*.tmp'"),
+            ("To LTO-9 cartridges, a script loading each next one", "tapevault backup /srv --vault tape:/dev/nst0 --media lto-9 --change-volume-command '/usr/local/bin/load-next %n'"),
+            ("Rehearse the tape run on an emulated library", "tapevault backup /srv --vault tape:/var/lib/vtl --volume-size 64M"),
+            ("Through a buffer to a drive another tool owns", "tapevault backup /srv --vault - --volume-size 2T | mbuffer -m 4G | dd of=/dev/nst0 bs=256k"),
             ("From cron, with settings in a profile and metrics for Prometheus", "tapevault backup --profile nightly --metrics-file /var/lib/node_exporter/textfile/tapevault.prom"),
         ],
         "snapshots" => &[("Every snapshot, as JSON", "tapevault snapshots --json")],
         "ls" => &[("What the latest snapshot holds under /srv/app", "tapevault ls latest /srv/app")],
         "restore" => &[
             ("Which volumes a restore needs, in order", "tapevault restore latest --include /srv/db --plan"),
+            ("Which cartridges, in which order, how many bytes", "tapevault restore --include /srv/db --plan --json --vault tape:/dev/nst0"),
+            ("From a stream written by dd", "dd if=/dev/nst0 bs=256k | tapevault restore --vault - --target /restore"),
             ("Restore one tree into an empty folder", "tapevault restore latest --target /restore --include /srv/db"),
         ],
         "verify" => &[
@@ -57,10 +62,49 @@ fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
             ("The passphrase is lost", "tapevault key import --paper sheet.txt"),
             ("Change the passphrase", "tapevault key passwd --new-passphrase-file /root/new-pass"),
         ],
-        "volumes" => &[("Volumes and their state", "tapevault volumes")],
+        "volumes" => &[
+            ("Volumes and their state", "tapevault volumes"),
+            ("Say where a cartridge is kept", "tapevault volumes note 12 'offsite vault B, box 12'"),
+        ],
         _ => &[],
     }
 }
+
+const TAPE: &str = ".SH TAPE
+One volume goes on one cartridge, in three parts separated by filemarks: the
+label, the data (packs) and the index, then a second filemark. Each part starts
+with a 512-byte part header and ends with a trailer giving its exact length, so
+the label and the index are reached by spacing over filemarks (MTFSF) without
+reading the data, and a volume has the same bytes and BLAKE3 on tape as on disk.
+.PP
+tape:/dev/nstN is a Linux st drive (always the non-rewinding device). tapevault
+uses two ioctls: MTIOCTOP for MTREW (rewind), MTWEOF (write filemarks), MTFSF
+(space over filemarks), MTFSR (step over an unreadable block) and MTSETBLK (fixed
+block size for writing, 0 = variable to find the size when reading), and
+MTIOCGET for the status (online, write-protected, early warning). Check a drive
+with mt -f /dev/nst0 status before a run.
+.PP
+Writes use --block-size blocks (256K unless given). When the drive reports early
+warning (st answers ENOSPC once), the pack being written is finished and the
+index written in the reserve, and the next cartridge is asked for; a second
+ENOSPC in a row is the physical end: that volume is abandoned and the run exits 1.
+A cartridge is asked for by --change-volume-command, else on the terminal, else
+the run stops with exit 1 (cron never waits). A cartridge whose label names a live
+volume is never written without --overwrite; one whose volume prune removed is
+scratch and reused. On restore a wrong cartridge is named with the one needed.
+A block that cannot be read is stepped over and read as zeros: parity rebuilds
+it, or the files it held are named.
+.PP
+tape:DIR is an emulated library for rehearsals and tests: DIR/NAME.cart is one
+cartridge, DIR/drive names the one loaded (a change command may write it),
+DIR/library.json sets capacity, early_warning, write_protected, autoload and
+read_errors, and DIR/drive.log records every load, rewind, spacing and block read.
+.PP
+- is a stream: backup writes its volumes one after another to stdout (reports
+go to stderr) and restore reads them from stdin in sequence order; a stream
+padded to whole blocks (dd bs=256k conv=sync iflag=fullblock) reads back. A
+stream cannot seek: catalog rebuild needs the volumes in a dir: or tape: vault.
+";
 
 const FILES: &str = ".SH FILES
 .TP
@@ -93,6 +137,12 @@ fn render(command: clap::Command, name: &str) -> Result<Vec<u8>> {
             let how = how.replace('\\', "\\e").replace('\n', "\n.br\n");
             out.extend_from_slice(format!(".TP\n{what}\n{how}\n").as_bytes());
         }
+    }
+    if matches!(
+        name,
+        "" | "backup" | "restore" | "volumes" | "catalog" | "copy"
+    ) {
+        out.extend_from_slice(TAPE.as_bytes());
     }
     out.extend_from_slice(FILES.as_bytes());
     out.extend_from_slice(EXIT_STATUS.as_bytes());
@@ -134,6 +184,10 @@ the passphrase, when --passphrase-file is not given
 .TP
 TAPEVAULT_NEW_PASSPHRASE
 the new passphrase of key passwd and key import, when --new-passphrase-file is not given
+.TP
+TAPEVAULT_CHANGE_VOLUME_COMMAND
+the command that loads the next cartridge, when --change-volume-command is not given;
+it sees TAPEVAULT_SEQUENCE and TAPEVAULT_VOLUME
 .TP
 XDG_STATE_HOME, XDG_CONFIG_HOME
 where catalogs and the config file live by default

@@ -468,15 +468,14 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
         Command::Copy(args) => {
             let from = ctx.vault()?;
             // A copy starts an empty destination, as init starts a vault.
-            vault::open_vault(&args.to)?;
-            vault::create_dir_vault(&args.to)?;
-            let to = vault::open_vault_with(
-                &args.to,
-                &vault::VaultOptions {
-                    storage_class: args.storage_class,
-                    ..vault::VaultOptions::default()
-                },
-            )?;
+            let to_options = vault::VaultOptions {
+                storage_class: args.storage_class,
+                tape: ctx.options.tape.clone(),
+                ..vault::VaultOptions::default()
+            };
+            vault::open_vault_with(&args.to, &to_options)?;
+            vault::create_vault_home(&args.to, &to_options)?;
+            let to = vault::open_vault_with(&args.to, &to_options)?;
             let mut catalog = ctx.catalog_for(from.as_ref())?;
             let shown = progress::Shown::new(&out, "copy");
             let report = crate::copy::copy(&mut catalog, from.as_ref(), to.as_ref(), &shown);

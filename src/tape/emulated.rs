@@ -33,6 +33,12 @@ pub struct Knobs {
     /// Cartridges whose write-protect tab is set.
     #[serde(default)]
     pub write_protected: Vec<String>,
+    /// Load blank cartridges and find volumes by barcode [default: true]; false is a
+    /// lone drive that only `--change-volume-command` or an operator loads.
+    pub autoload: Option<bool>,
+    /// Blocks that give a hard read error (EIO), as `[cartridge, block number]`.
+    #[serde(default)]
+    pub read_errors: Vec<(String, usize)>,
 }
 
 /// One record on a cartridge.
@@ -50,6 +56,8 @@ pub struct EmulatedDrive {
     fixed: Option<usize>,
     detected: usize,
     loaded: Option<Loaded>,
+    /// `DIR/drive` was read before: a change to it is a load.
+    followed: bool,
     knobs: Knobs,
 }
 
@@ -83,13 +91,16 @@ impl EmulatedDrive {
             Err(err) => return Err(err),
         };
         if wanted.as_deref() == self.loaded.as_ref().map(|l| l.name.as_str()) {
+            self.followed = true;
             return Ok(());
         }
         self.loaded = None;
         if let Some(name) = wanted {
             match open_cartridge(&self.dir, &name) {
                 Ok(loaded) => {
-                    self.log(&format!("load {name}"));
+                    // A cartridge found in the drive at start is not a load.
+                    let verb = if self.followed { "load" } else { "in-drive" };
+                    self.log(&format!("{verb} {name}"));
                     self.loaded = Some(loaded);
                     self.detect();
                 }
@@ -98,6 +109,7 @@ impl EmulatedDrive {
                 Err(err) => return Err(err),
             }
         }
+        self.followed = true;
         Ok(())
     }
 
@@ -231,6 +243,15 @@ impl Drive for EmulatedDrive {
         self.fixed.unwrap_or(self.detected)
     }
 
+    fn set_block_size(&mut self, size: Option<usize>) -> io::Result<()> {
+        self.fixed = size;
+        Ok(())
+    }
+
+    fn detecting(&self) -> bool {
+        self.fixed.is_none()
+    }
+
     fn status(&mut self) -> io::Result<DriveStatus> {
         self.follow()?;
         let protected = |name: &str| self.knobs.write_protected.iter().any(|p| p == name);
@@ -275,6 +296,8 @@ impl Drive for EmulatedDrive {
         if loaded.written >= loaded.early_warning_at {
             loaded.refused_last = !loaded.refused_last;
             if loaded.refused_last {
+                let line = format!("early-warning {} {}", loaded.name, loaded.position);
+                self.log(&line);
                 return Err(enospc());
             }
         }
@@ -295,6 +318,14 @@ impl Drive for EmulatedDrive {
             return Err(io::Error::other("end of recorded data (blank check)"));
         };
         let (name, position) = (loaded.name.clone(), loaded.position);
+        if self.knobs.read_errors.contains(&(name.clone(), position)) {
+            // As st: the block is not passed; MTFSR 1 steps over it.
+            self.log(&format!("read-error {name} {position}"));
+            return Err(io::Error::from_raw_os_error(
+                rustix::io::Errno::IO.raw_os_error(),
+            ));
+        }
+        let loaded = self.loaded.as_mut().expect("checked above");
         loaded.position += 1;
         let Some(data_at) = record.data_at else {
             self.log(&format!("filemark {name} {position}"));
@@ -302,10 +333,11 @@ impl Drive for EmulatedDrive {
         };
         let len = record.len as usize;
         if len > buf.len() {
-            return Err(io::Error::other(format!(
-                "block size on tape is {len}, drive set to {}",
-                buf.len()
-            )));
+            // st says ENOMEM and nothing more; the emulation names the size.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("block size on tape is {len}, drive set to {}", buf.len()),
+            ));
         }
         loaded.file.seek(SeekFrom::Start(data_at))?;
         loaded.file.read_exact(&mut buf[..len])?;
@@ -336,6 +368,8 @@ impl Drive for EmulatedDrive {
     fn skip_block(&mut self) -> io::Result<()> {
         let loaded = self.cartridge()?;
         loaded.position = (loaded.position + 1).min(loaded.records.len());
+        let line = format!("skip {} {}", loaded.name, loaded.position - 1);
+        self.log(&line);
         Ok(())
     }
 }
@@ -362,6 +396,7 @@ impl EmulatedLibrary {
                 fixed: block_size,
                 detected: DEFAULT_BLOCK_SIZE,
                 loaded: None,
+                followed: false,
                 knobs,
             },
         })
@@ -437,6 +472,9 @@ impl Library for EmulatedLibrary {
     }
 
     fn load_blank(&mut self, capacity: u64, scratch: &[String]) -> Result<bool> {
+        if self.drive.knobs.autoload == Some(false) {
+            return Ok(false);
+        }
         for name in self.cartridges()? {
             let reusable = match self.scan(&name)? {
                 None => true,
@@ -465,6 +503,9 @@ impl Library for EmulatedLibrary {
     }
 
     fn load_volume(&mut self, volume: &str) -> Result<bool> {
+        if self.drive.knobs.autoload == Some(false) {
+            return Ok(false);
+        }
         for name in self.cartridges()? {
             if self.scan(&name)?.is_some_and(|(found, _)| found == volume) {
                 self.load(&name)?;

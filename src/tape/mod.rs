@@ -55,8 +55,12 @@ pub struct DriveStatus {
 pub trait Drive: Send {
     /// The device or cartridge, for messages.
     fn describe(&self) -> String;
-    /// Bytes per block.
+    /// Bytes per block; when detecting, the most a read takes.
     fn block_size(&self) -> usize;
+    /// Fix the block size, or (`None`) take the size of the blocks found on the tape.
+    fn set_block_size(&mut self, size: Option<usize>) -> io::Result<()>;
+    /// The block size is taken from the tape.
+    fn detecting(&self) -> bool;
     /// `MTIOCGET`.
     fn status(&mut self) -> io::Result<DriveStatus>;
     /// `MTREW`.
@@ -198,6 +202,8 @@ struct Shared {
     options: TapeOptions,
     /// The cartridge in the drive already holds a volume of this run.
     loaded_used: Mutex<bool>,
+    /// The volume on the cartridge in the drive, as last read or written here.
+    in_drive: Mutex<Option<String>>,
     /// Label and index parts of the last volume reached by ranged reads.
     ranges: Mutex<Option<Reached>>,
 }
@@ -225,6 +231,7 @@ impl TapeVault {
                 library: Mutex::new(library),
                 options,
                 loaded_used: Mutex::new(false),
+                in_drive: Mutex::new(None),
                 ranges: Mutex::new(None),
             }),
         }
@@ -322,9 +329,9 @@ impl Shared {
         let mut library = lock(&self.library);
         let sequence = crate::volume::parse_volume_name(name).map_or(0, |(s, _)| s);
         let mut used = lock(&self.loaded_used);
-        let mut asked = false;
+        let mut loaded_here = false;
         if *used || !has_cartridge(library.as_mut())? {
-            asked = true;
+            loaded_here = true;
             if !library.load_blank(capacity, scratch)? {
                 self.ask_for(
                     sequence,
@@ -333,7 +340,39 @@ impl Shared {
                 )?;
             }
         }
+        *lock(&self.in_drive) = None;
+        let mut live = self.live_volume(library.drive()?, sequence, scratch)?;
+        if live.is_some() && !loaded_here && library.load_blank(capacity, scratch)? {
+            // An autoloader: the cartridge left in the drive is live, take a blank one.
+            live = self.live_volume(library.drive()?, sequence, scratch)?;
+        }
+        if let Some(live) = live {
+            return Err(Error::new(ErrorKind::Io, live));
+        }
         let drive = library.drive()?;
+        drive
+            .set_block_size(Some(self.write_block_size()))
+            .map_err(|e| io_error(drive, "cannot set the block size", e))?;
+        drive
+            .rewind()
+            .map_err(|e| io_error(drive, "cannot rewind", e))?;
+        *used = true;
+        *lock(&self.in_drive) = Some(name.to_string());
+        Ok(())
+    }
+
+    fn write_block_size(&self) -> usize {
+        self.options.block_size.unwrap_or(DEFAULT_BLOCK_SIZE)
+    }
+
+    /// Check the loaded cartridge can be written: ready, not protected; `Some(why)`
+    /// when it holds a live volume that --overwrite alone may replace.
+    fn live_volume(
+        &self,
+        drive: &mut dyn Drive,
+        sequence: u64,
+        scratch: &[String],
+    ) -> Result<Option<String>> {
         let status = drive
             .status()
             .map_err(|e| io_error(drive, "cannot read the drive status", e))?;
@@ -355,42 +394,51 @@ impl Shared {
                 ),
             ));
         }
-        if let Some(found) = read_label_part(drive)? {
-            let scratched = scratch.contains(&found.volume);
-            if !scratched && !self.options.overwrite {
-                let label = Label::decode(&found.label).ok();
-                return Err(Error::new(
-                    ErrorKind::Io,
-                    format!(
-                        "cartridge in {} holds live volume {}{}; load a blank or scratch cartridge, \
-                         or give --overwrite to write over it{}",
-                        drive.describe(),
-                        found.volume,
-                        label.map(|l| format!(" of vault {}", l.vault_id)).unwrap_or_default(),
-                        if asked { "" } else { " (nothing was written)" }
-                    ),
-                ));
-            }
-        }
+        // Whatever wrote the cartridge, its label must be read to be judged.
         drive
-            .rewind()
-            .map_err(|e| io_error(drive, "cannot rewind", e))?;
-        *used = true;
-        Ok(())
+            .set_block_size(None)
+            .map_err(|e| io_error(drive, "cannot set the block size", e))?;
+        let Some(found) = read_label_part(drive)? else {
+            return Ok(None);
+        };
+        if scratch.contains(&found.volume) || self.options.overwrite {
+            return Ok(None);
+        }
+        let label = Label::decode(&found.label).ok();
+        Ok(Some(format!(
+            "cartridge in {} holds live volume {}{}: load a blank or scratch cartridge for \
+             volume #{sequence}, or give --overwrite to write over it",
+            drive.describe(),
+            found.volume,
+            label
+                .map(|l| format!(" of vault {}", l.vault_id))
+                .unwrap_or_default(),
+        )))
     }
 
-    /// Load the cartridge holding `name` and check that it does.
-    fn prepare_for_read(&self, library: &mut dyn Library, name: &str) -> Result<()> {
+    /// Load the cartridge holding `name`, check that it does, and read its label
+    /// part: the drive is left just past the label's filemark. Returns the label part.
+    fn prepare_for_read(&self, library: &mut dyn Library, name: &str) -> Result<Vec<u8>> {
         let sequence = crate::volume::parse_volume_name(name).map_or(0, |(s, _)| s);
-        let loaded = |library: &mut dyn Library| -> Result<Option<String>> {
+        let mut in_drive = lock(&self.in_drive);
+        let block_size = self.options.block_size;
+        let read_loaded = |library: &mut dyn Library| -> Result<Option<ReadPart>> {
             if !has_cartridge(library)? {
                 return Ok(None);
             }
             let drive = library.drive()?;
-            Ok(read_label_part(drive)?.map(|part| part.volume))
+            drive
+                .set_block_size(block_size)
+                .map_err(|e| io_error(drive, "cannot set the block size", e))?;
+            read_label_part(drive)
         };
-        let mut found = loaded(library)?;
-        if found.as_deref() != Some(name) {
+        // A cartridge known to hold another volume is not read again.
+        let mut found = match in_drive.as_deref() {
+            Some(other) if other != name => None,
+            _ => read_loaded(library)?,
+        };
+        if found.as_ref().is_none_or(|part| part.volume != name) {
+            *in_drive = None;
             if !library.load_volume(name)? {
                 self.ask_for(
                     sequence,
@@ -398,17 +446,20 @@ impl Shared {
                     &format!("the cartridge of volume #{sequence} ({name})"),
                 )?;
             }
-            found = loaded(library)?;
+            found = read_loaded(library)?;
         }
+        *in_drive = found.as_ref().map(|part| part.volume.clone());
         match found {
-            Some(found) if found == name => {
+            Some(part) if part.volume == name => {
                 *lock(&self.loaded_used) = true;
-                Ok(())
+                Ok(part.label)
             }
             found => Err(Error::missing(format!(
                 "wrong cartridge: the one in {} holds {}; needed is volume #{sequence} ({name})",
                 library.drive()?.describe(),
-                found.as_deref().unwrap_or("no tapevault volume")
+                found
+                    .as_ref()
+                    .map_or("no tapevault volume", |part| part.volume.as_str())
             ))),
         }
     }
@@ -457,6 +508,8 @@ struct PartReader {
     block: Vec<u8>,
     /// The newest block read, not yet known not to be the last, and where its data starts.
     held: Option<(Vec<u8>, usize)>,
+    /// Block size of this part: the drive's, or the first block's when detecting.
+    expected: Option<usize>,
     /// Part bytes known to be data, not yet given out.
     ready: Vec<u8>,
     ready_at: usize,
@@ -472,13 +525,19 @@ impl PartReader {
             header: None,
             block: vec![0u8; drive.block_size()],
             held: None,
+            expected: (!drive.detecting()).then(|| drive.block_size()),
             ready: Vec::new(),
             ready_at: 0,
             confirmed: 0,
             finished: false,
         };
-        let Some(first) = reader.next_block(drive)? else {
-            // Blank tape, or an extra filemark: a part with no header.
+        let mut first = reader.next_block(drive)?;
+        if first.is_none() && expect.is_some() {
+            // An extra filemark (a write stopped and resumed): tolerated once.
+            first = reader.next_block(drive)?;
+        }
+        let Some(first) = first else {
+            // Blank tape: a part with no header.
             reader.finished = true;
             return Ok(reader);
         };
@@ -507,12 +566,46 @@ impl PartReader {
         Ok(reader)
     }
 
-    /// One block, `None` at a filemark or the end of recorded data.
+    /// A part already read whole (the label part a cartridge check read).
+    fn read_already(volume: &str, kind: PartKind, bytes: Vec<u8>) -> PartReader {
+        PartReader {
+            header: Some(PartHeader {
+                kind: kind.name().into(),
+                volume: volume.to_string(),
+                offset: 0,
+            }),
+            block: Vec::new(),
+            held: None,
+            expected: None,
+            confirmed: bytes.len() as u64,
+            ready: bytes,
+            ready_at: 0,
+            finished: true,
+        }
+    }
+
+    /// One block, `None` at a filemark. A block with a hard read error is stepped
+    /// over and given as zeros: an erasure that parity may rebuild, and that otherwise
+    /// costs only the blobs in it (named by restore and verify).
     fn next_block(&mut self, drive: &mut dyn Drive) -> Result<Option<Vec<u8>>> {
         match drive.read_block(&mut self.block) {
             Ok(0) => Ok(None),
-            Ok(n) if n == self.block.len() => Ok(Some(self.block.clone())),
+            Ok(n) if self.expected == Some(n) => Ok(Some(self.block[..n].to_vec())),
+            Ok(n) if self.expected.is_none() && n % 512 == 0 && n >= 2 * FRAME => {
+                self.expected = Some(n);
+                Ok(Some(self.block[..n].to_vec()))
+            }
             Ok(n) => Err(block_size_error(drive, n)),
+            Err(err) if err.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error()) => {
+                drive
+                    .skip_block()
+                    .map_err(|e| io_error(drive, "cannot step over an unreadable block", e))?;
+                eprintln!(
+                    "tapevault: warning: {}: a block could not be read; read on past it",
+                    drive.describe()
+                );
+                Ok(Some(vec![0u8; self.expected.unwrap_or(self.block.len())]))
+            }
             Err(err) => Err(read_error(drive, err)),
         }
     }
@@ -575,8 +668,9 @@ impl PartReader {
 }
 
 fn block_size_error(drive: &dyn Drive, found: usize) -> Error {
+    // The tape is fine; the command line is not.
     Error::new(
-        ErrorKind::Io,
+        ErrorKind::Usage,
         format!(
             "{}: block size on tape is {found}, drive set to {}: give --block-size {found}, or leave it out to detect it",
             drive.describe(),
@@ -586,10 +680,16 @@ fn block_size_error(drive: &dyn Drive, found: usize) -> Error {
 }
 
 fn read_error(drive: &dyn Drive, err: io::Error) -> Error {
+    if err.kind() == io::ErrorKind::InvalidData {
+        return Error::usage(format!(
+            "{}: {err}: give the tape's --block-size, or leave it out to detect it",
+            drive.describe()
+        ));
+    }
     if err.raw_os_error() == Some(rustix::io::Errno::NOMEM.raw_os_error()) {
         // st's answer to a block larger than the read buffer.
         return Error::new(
-            ErrorKind::Io,
+            ErrorKind::Usage,
             format!(
                 "{}: a block on tape is larger than the drive's {} bytes: give the tape's --block-size, or leave it out to detect it",
                 drive.describe(),
@@ -888,7 +988,7 @@ impl Vault for TapeVault {
         }
         self.shared
             .prepare_for_write(name, max_len, &self.scratch()?)?;
-        let block_size = lock(&self.shared.library).drive()?.block_size();
+        let block_size = self.shared.write_block_size();
         let mut sink = TapeSink {
             shared: self.shared.clone(),
             name: name.to_string(),
@@ -908,18 +1008,17 @@ impl Vault for TapeVault {
             return self.meta.open(name);
         }
         self.check_held(name)?;
-        {
+        let label = {
             let mut library = lock(&self.shared.library);
-            self.shared.prepare_for_read(library.as_mut(), name)?;
-            let drive = library.drive()?;
-            drive
-                .rewind()
-                .map_err(|e| io_error(drive, "cannot rewind", e))?;
-        }
+            self.shared.prepare_for_read(library.as_mut(), name)?
+        };
         Ok(Box::new(TapeReader {
             shared: self.shared.clone(),
             name: name.to_string(),
-            part: None,
+            part: Some((
+                PartKind::Label,
+                PartReader::read_already(name, PartKind::Label, label),
+            )),
         }))
     }
 
@@ -980,13 +1079,8 @@ impl TapeVault {
     /// Load `name`'s cartridge and read its label and index parts, spacing over the data.
     fn reach_ends(&self, name: &str) -> Result<Reached> {
         let mut library = lock(&self.shared.library);
-        self.shared.prepare_for_read(library.as_mut(), name)?;
+        let label = self.shared.prepare_for_read(library.as_mut(), name)?;
         let drive = library.drive()?;
-        drive
-            .rewind()
-            .map_err(|e| io_error(drive, "cannot rewind", e))?;
-        let mut label = Vec::new();
-        PartReader::new(drive, Some(PartKind::Label))?.read_to_end_of_part(drive, &mut label)?;
         drive
             .space_filemarks(1)
             .map_err(|e| io_error(drive, "cannot space over the data part", e))?;
@@ -1006,7 +1100,7 @@ impl TapeVault {
 /// A drive with no library: the operator (or `--change-volume-command`) loads cartridges.
 struct LoneDrive {
     path: String,
-    block_size: usize,
+    block_size: Option<usize>,
     drive: Option<st::StDrive>,
 }
 
@@ -1052,7 +1146,7 @@ pub fn open_tape_vault(
     let library: Box<dyn Library> = if path.starts_with("/dev/") {
         Box::new(LoneDrive {
             path: path.to_string(),
-            block_size: options.block_size.unwrap_or(DEFAULT_BLOCK_SIZE),
+            block_size: options.block_size,
             drive: None,
         })
     } else {

@@ -88,18 +88,23 @@ pub struct StDrive {
     path: String,
     file: File,
     block_size: usize,
+    detecting: bool,
 }
 
+/// The largest block a read in variable mode takes when detecting the size.
+const LARGEST_BLOCK: usize = 4 << 20;
+
 impl StDrive {
-    /// Open the device and set its fixed block size.
-    pub fn open(path: &str, block_size: usize) -> io::Result<StDrive> {
+    /// Open the device with a fixed block size, or `None` to detect it.
+    pub fn open(path: &str, block_size: Option<usize>) -> io::Result<StDrive> {
         let file = File::options().read(true).write(true).open(path)?;
         let mut drive = StDrive {
             path: path.to_string(),
             file,
-            block_size,
+            block_size: LARGEST_BLOCK,
+            detecting: true,
         };
-        drive.op(MTSETBLK, block_size as i32)?;
+        drive.set_block_size(block_size)?;
         Ok(drive)
     }
 
@@ -123,6 +128,18 @@ impl Drive for StDrive {
 
     fn block_size(&self) -> usize {
         self.block_size
+    }
+
+    fn set_block_size(&mut self, size: Option<usize>) -> io::Result<()> {
+        // Variable mode (0) reads each block whole, whatever its size.
+        self.op(MTSETBLK, size.unwrap_or(0) as i32)?;
+        self.block_size = size.unwrap_or(LARGEST_BLOCK);
+        self.detecting = size.is_none();
+        Ok(())
+    }
+
+    fn detecting(&self) -> bool {
+        self.detecting
     }
 
     fn status(&mut self) -> io::Result<DriveStatus> {

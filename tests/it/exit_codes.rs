@@ -104,11 +104,11 @@ fn usage_errors_are_exit_2() {
         assert_eq!(code, 2, "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
-    let (code, err) = code_and_stderr(
-        env.tv(&["snapshots"])
-            .env("TAPEVAULT_VAULT", "tape:/dev/nst0"),
-    );
-    assert_eq!(code, 2, "{err}");
+    for address in ["tape:", "ftp://host/vault"] {
+        let (code, err) = code_and_stderr(env.tv(&["snapshots"]).env("TAPEVAULT_VAULT", address));
+        assert_eq!(code, 2, "{address}: {err}");
+        assert_eq!(err.lines().count(), 1, "{address}: {err}");
+    }
 }
 
 #[test]

@@ -29,5 +29,7 @@ mod restore_safety;
 mod retention;
 /// Object storage vaults and copies between vaults, against a real S3 server.
 mod s3;
+/// Tape media through the emulated library, and the stream vault.
+mod tape;
 /// The promises every vault kind keeps, checked on each kind.
 mod vaults;

@@ -54,6 +54,44 @@ impl Env {
         env
     }
 
+    /// A fresh, initialised vault on an emulated tape library (`library/` in the scratch
+    /// folder) with `knobs` as its library.json, 64 KiB blocks unless the test says.
+    pub fn on_tape(knobs: &str) -> Env {
+        let mut env = Env::uninitialised();
+        env.vault = format!("tape:{}", env.library().display());
+        std::fs::create_dir(env.library()).unwrap();
+        std::fs::write(env.library().join("library.json"), knobs).unwrap();
+        env.tv(&CHEAP_INIT).assert().success();
+        env
+    }
+
+    /// The emulated tape library's folder.
+    pub fn library(&self) -> PathBuf {
+        self.path("library")
+    }
+
+    /// The emulated drive's log, one operation per line.
+    pub fn drive_log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.library().join("drive.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Cartridge files of the emulated library, by name.
+    pub fn cartridges(&self) -> Vec<String> {
+        let mut out: Vec<String> = std::fs::read_dir(self.library())
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.strip_suffix(".cart").map(str::to_string)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
