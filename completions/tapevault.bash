@@ -182,7 +182,7 @@ _tapevault() {
 
     case "${cmd}" in
         tapevault)
-            opts="-q -v -h -V --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help --version init backup snapshots ls restore volumes forget prune consolidate copy verify drill catalog key generate help"
+            opts="-q -v -h -V --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help --version init backup snapshots ls restore volumes forget prune consolidate copy verify drill catalog key generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -220,6 +220,10 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --drive-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -228,7 +232,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__backup)
-            opts="-q -v -h --volume-size --media --parity --storage-class --overwrite --new-set --compression-level --exclude --tag --cross-file-systems --threads --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
+            opts="-q -v -h --volume-size --media --parity --storage-class --verify-after-write --overwrite --new-set --compression-level --exclude --tag --cross-file-systems --threads --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -298,6 +302,10 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --drive-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -306,7 +314,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__catalog)
-            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help rebuild help"
+            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help rebuild help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -341,6 +349,10 @@ _tapevault() {
                     return 0
                     ;;
                 --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drive-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -394,7 +406,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__catalog__subcmd__rebuild)
-            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
+            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -432,6 +444,10 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --drive-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -440,7 +456,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__consolidate)
-            opts="-q -v -h --max-volumes --max-bytes --max-live --volume-size --dry-run --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
+            opts="-q -v -h --max-volumes --max-bytes --max-live --volume-size --dry-run --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -494,6 +510,10 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --drive-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -502,7 +522,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__copy)
-            opts="-q -v -h --from --to --storage-class --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
+            opts="-q -v -h --from --to --storage-class --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -552,6 +572,10 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --drive-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -560,7 +584,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__drill)
-            opts="-q -v -h --sample --all --seed --scratch --from-scratch --report --history --copy-vault --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
+            opts="-q -v -h --sample --all --seed --scratch --from-scratch --report --history --copy-vault --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -618,6 +642,10 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --drive-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -626,7 +654,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__forget)
-            opts="-q -v -h --keep-last --keep-hourly --keep-daily --keep-weekly --keep-monthly --keep-yearly --keep-within --keep-tag --host --tag --utc-offset --dry-run --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
+            opts="-q -v -h --keep-last --keep-hourly --keep-daily --keep-weekly --keep-monthly --keep-yearly --keep-within --keep-tag --host --tag --utc-offset --dry-run --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -708,6 +736,10 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --drive-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -716,7 +748,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__generate)
-            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
+            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -751,6 +783,10 @@ _tapevault() {
                     return 0
                     ;;
                 --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drive-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1070,7 +1106,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__init)
-            opts="-q -v -h --kdf-memory --kdf-iterations --kdf-parallelism --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
+            opts="-q -v -h --kdf-memory --kdf-iterations --kdf-parallelism --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1120,6 +1156,10 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --drive-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1128,7 +1168,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__key)
-            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help export import passwd help"
+            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help export import passwd help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1166,6 +1206,10 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --drive-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1174,7 +1218,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__key__subcmd__export)
-            opts="-q -v -h --paper --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
+            opts="-q -v -h --paper --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1209,6 +1253,10 @@ _tapevault() {
                     return 0
                     ;;
                 --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drive-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1290,7 +1338,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__key__subcmd__import)
-            opts="-q -v -h --paper --new-passphrase-file --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
+            opts="-q -v -h --paper --new-passphrase-file --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1336,6 +1384,10 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --drive-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1344,7 +1396,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__key__subcmd__passwd)
-            opts="-q -v -h --new-passphrase-file --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
+            opts="-q -v -h --new-passphrase-file --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1386,6 +1438,10 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --drive-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1394,7 +1450,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__ls)
-            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
+            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1429,6 +1485,10 @@ _tapevault() {
                     return 0
                     ;;
                 --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drive-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1440,7 +1500,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__prune)
-            opts="-q -v -h --dry-run --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
+            opts="-q -v -h --dry-run --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1478,6 +1538,10 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --drive-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1486,7 +1550,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__restore)
-            opts="-q -v -h --target --include --overwrite --plan --copy-vault --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
+            opts="-q -v -h --target --include --overwrite --plan --copy-vault --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1536,6 +1600,10 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --drive-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1544,7 +1612,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__snapshots)
-            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
+            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1582,6 +1650,10 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --drive-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1590,7 +1662,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__verify)
-            opts="-q -v -h --deep --snapshot --copy-vault --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
+            opts="-q -v -h --deep --snapshot --copy-vault --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1636,6 +1708,10 @@ _tapevault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --drive-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1644,7 +1720,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__volumes)
-            opts="-q -v -h --reclaimable --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help note help"
+            opts="-q -v -h --reclaimable --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help note help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1679,6 +1755,10 @@ _tapevault() {
                     return 0
                     ;;
                 --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drive-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1732,7 +1812,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__volumes__subcmd__note)
-            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --json --quiet --verbose --help"
+            opts="-q -v -h --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1767,6 +1847,10 @@ _tapevault() {
                     return 0
                     ;;
                 --change-volume-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drive-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -52,6 +52,9 @@ pub struct BackupOptions {
     pub tags: Vec<String>,
     /// Worker threads (0 = one per core).
     pub threads: usize,
+    /// Read each volume back once sealed; one that differs is never trusted and its
+    /// data is written again in the same run.
+    pub verify_after_write: bool,
 }
 
 /// What a backup did.
@@ -206,6 +209,28 @@ pub fn backup(
     options: &BackupOptions,
     progress: &dyn Observer,
 ) -> Result<BackupSummary> {
+    let (mut summary, misread) = backup_once(vault, catalog, key, options, progress)?;
+    if misread {
+        // A volume read back wrong is recorded damaged, so a second pass finds the
+        // files whose chunks only it holds and stores them again, on the next volume.
+        let (again, _) = backup_once(vault, catalog, key, options, progress)?;
+        summary.snapshot = again.snapshot;
+        summary.volumes_written.extend(again.volumes_written);
+        summary.bytes_written += again.bytes_written;
+        summary.warnings.extend(again.warnings);
+        summary.seconds += again.seconds;
+    }
+    Ok(summary)
+}
+
+/// One backup pass; also says whether a volume failed verify-after-write.
+fn backup_once(
+    vault: &dyn Vault,
+    catalog: &mut Catalog,
+    key: &MasterKey,
+    options: &BackupOptions,
+    progress: &dyn Observer,
+) -> Result<(BackupSummary, bool)> {
     let started = std::time::Instant::now();
     if options.volume_size_bytes < MIN_VOLUME_BYTES {
         return Err(Error::usage(format!(
@@ -250,6 +275,7 @@ pub fn backup(
         parity,
         volume_set,
         consolidation: false,
+        verify_after_write: options.verify_after_write,
     };
     let mut writer = Writer::new(vault, catalog, key, info, shape, progress)?;
     let mut stats = SnapshotStats::default();
@@ -323,14 +349,30 @@ pub fn backup(
         warning_count: warnings.len() as u64,
     };
     writer.finish(&record)?;
-    Ok(BackupSummary {
+    let misread = !writer.misread.is_empty();
+    warnings.extend(writer.misread);
+    let summary = BackupSummary {
         snapshot: record,
         volumes_written: writer.sealed_names,
         bytes_written: writer.bytes_written,
         warnings,
         abandoned_volumes: abandoned,
         seconds: started.elapsed().as_secs_f64(),
-    })
+    };
+    Ok((summary, misread))
+}
+
+/// Read a sealed volume back whole: `Some(why)` when it is not what was written.
+fn read_back(vault: &dyn Vault, name: &str, bytes: u64, blake3: &str) -> Option<String> {
+    let read = vault
+        .open(name)
+        .and_then(|stream| crate::volume::HashingReader::new(stream).finish());
+    match read {
+        Ok((n, hash)) if n == bytes && hash == blake3 => None,
+        Ok((n, _)) if n != bytes => Some(format!("read back {n} bytes of {bytes}")),
+        Ok(_) => Some("read back with another BLAKE3 than written".into()),
+        Err(err) => Some(format!("cannot be read back: {err}")),
+    }
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -566,6 +608,8 @@ struct VolumeShape {
     volume_set: u64,
     /// The run copies blobs for `consolidate` (and completes no snapshot).
     consolidation: bool,
+    /// Read each volume back once sealed.
+    verify_after_write: bool,
 }
 
 /// The one writer: owns packs, volumes, nonce counters and catalog writes.
@@ -580,6 +624,8 @@ struct Writer<'a> {
     current: Option<OpenVolume>,
     nodes: Vec<Node>,
     sealed_names: Vec<String>,
+    /// Volumes that read back other than written (verify-after-write), said why.
+    misread: Vec<String>,
     bytes_written: u64,
     pack_bytes: u64,
     next_sequence: u64,
@@ -607,6 +653,7 @@ impl<'a> Writer<'a> {
             current: None,
             nodes: Vec::new(),
             sealed_names: Vec::new(),
+            misread: Vec::new(),
             bytes_written: 0,
             pack_bytes: 0,
             next_sequence,
@@ -767,11 +814,22 @@ impl<'a> Writer<'a> {
         let sealed_index = index.seal(self.info.vault_id, &self.key.volume_key(&volume.volume_id));
         let written = volume.writer.finish(&sealed_index)?;
         written.sink.seal()?;
+        let mut state = "sealed";
+        if self.shape.verify_after_write {
+            if let Some(why) = read_back(self.vault, &volume.name, written.bytes, &written.blake3) {
+                // Recorded, never trusted for dedup: the next pass stores its data again.
+                state = "damaged";
+                self.misread.push(format!(
+                    "{}: {why} (verify-after-write): not trusted, its data is written again",
+                    self.vault.describe_volume(&volume.name)
+                ));
+            }
+        }
         let row = VolumeRow {
             sequence: volume.sequence,
             volume_id: volume.volume_id,
             name: volume.name.clone(),
-            state: "sealed".into(),
+            state: state.into(),
             bytes: written.bytes,
             blake3: written.blake3,
             created: volume.created,
@@ -885,6 +943,7 @@ pub(crate) fn store_again(
         parity: None,
         volume_set: catalog.current_volume_set()?,
         consolidation: true,
+        verify_after_write: false,
     };
     let mut writer = Writer::new(vault, catalog, key, info, shape, &Silent)?;
     fill(&mut |kind, id, plain| {
@@ -923,6 +982,7 @@ pub fn backup_crafted(
         parity: None,
         volume_set,
         consolidation: false,
+        verify_after_write: false,
     };
     let mut writer = Writer::new(vault, catalog, key, info, shape, &Silent)?;
     let mut stats = SnapshotStats::default();

@@ -70,6 +70,16 @@ pub struct Global {
         value_name = "COMMAND"
     )]
     pub change_volume_command: Option<String>,
+    /// Longest wait, in seconds, for a tape drive that is becoming ready (loading, or
+    /// calibrating a new cartridge) and for --change-volume-command; then exit 1
+    #[arg(
+        long,
+        global = true,
+        env = "TAPEVAULT_DRIVE_TIMEOUT",
+        default_value_t = 600,
+        value_name = "SECONDS"
+    )]
+    pub drive_timeout: u64,
     /// Print one JSON document on stdout instead of text
     #[arg(long, global = true)]
     pub json: bool,
@@ -264,6 +274,12 @@ pub struct BackupArgs {
     /// bucket's]
     #[arg(long, value_name = "CLASS")]
     pub storage_class: Option<String>,
+    /// Read each volume back as soon as it is sealed and compare its BLAKE3 with what was
+    /// written. A volume that differs (a drive or cartridge writing wrong) is recorded
+    /// damaged and never trusted, and its data is written again to the next volume in
+    /// the same run; exit 3 names it
+    #[arg(long)]
+    pub verify_after_write: bool,
     /// Write over a tape cartridge that holds a live volume (of this or another vault).
     /// Without it such a cartridge is refused; scratch cartridges (volumes pruned) and
     /// blank ones are always written

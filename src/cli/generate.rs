@@ -93,7 +93,11 @@ the run stops with exit 1 (cron never waits). A cartridge whose label names a li
 volume is never written without --overwrite; one whose volume prune removed is
 scratch and reused. On restore a wrong cartridge is named with the one needed.
 A block that cannot be read is stepped over and read as zeros: parity rebuilds
-it, or the files it held are named.
+it, or the files it held are named. With --verify-after-write each volume is read
+back as soon as it is sealed; one that differs is recorded damaged and its data
+written again to the next cartridge in the same run (exit 3). A drive that is
+becoming ready (loading, calibrating a new cartridge) is waited for, and a change
+command allowed to run, up to --drive-timeout seconds (600), then exit 1.
 .PP
 tape:DIR is an emulated library for rehearsals and tests: DIR/NAME.cart is one
 cartridge, DIR/drive names the one loaded (a change command may write it),

@@ -117,6 +117,7 @@ impl Context {
                     .transpose()?,
                 change_volume_command: global.change_volume_command.clone(),
                 overwrite: false,
+                drive_timeout: std::time::Duration::from_secs(global.drive_timeout),
             },
             meta_dir: Some(catalog_dir.join("vault")),
             ..vault::VaultOptions::default()
@@ -224,6 +225,11 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
         }
         Command::Backup(args) => {
             if ctx.address == "-" {
+                if args.verify_after_write {
+                    return Err(Error::usage(
+                        "--verify-after-write cannot read back a stream: verify where the stream is stored",
+                    ));
+                }
                 vault::stream::claim_stdout()?;
             }
             let mut run = ctx.for_writing_with(&vault::VaultOptions {
@@ -261,6 +267,7 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
                     excludes,
                 },
                 tags: args.tag,
+                verify_after_write: args.verify_after_write,
                 threads: args.threads,
             };
             let shown = progress::Shown::new(&out, "backup");

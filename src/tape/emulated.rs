@@ -39,6 +39,12 @@ pub struct Knobs {
     /// Blocks that give a hard read error (EIO), as `[cartridge, block number]`.
     #[serde(default)]
     pub read_errors: Vec<(String, usize)>,
+    /// Blocks stored with one bit flipped, silently (a drive writing wrong).
+    #[serde(default)]
+    pub corrupt_writes: Vec<(String, usize)>,
+    /// Seconds the drive answers "becoming ready" after it is opened (calibration).
+    #[serde(default)]
+    pub becoming_ready_seconds: u64,
 }
 
 /// One record on a cartridge.
@@ -58,6 +64,8 @@ pub struct EmulatedDrive {
     loaded: Option<Loaded>,
     /// `DIR/drive` was read before: a change to it is a load.
     followed: bool,
+    /// When the drive was opened (for `becoming_ready_seconds`).
+    opened: std::time::Instant,
     knobs: Knobs,
 }
 
@@ -253,6 +261,12 @@ impl Drive for EmulatedDrive {
     }
 
     fn status(&mut self) -> io::Result<DriveStatus> {
+        if self.opened.elapsed().as_secs() < self.knobs.becoming_ready_seconds {
+            return Ok(DriveStatus {
+                becoming_ready: true,
+                ..DriveStatus::default()
+            });
+        }
         self.follow()?;
         let protected = |name: &str| self.knobs.write_protected.iter().any(|p| p == name);
         Ok(match &self.loaded {
@@ -265,6 +279,7 @@ impl Drive for EmulatedDrive {
                     && loaded.records[loaded.position - 1].data_at.is_none(),
                 at_end_of_data: loaded.position == loaded.records.len(),
                 past_early_warning: loaded.written >= loaded.early_warning_at,
+                becoming_ready: false,
                 block_size: Some(self.block_size()),
             },
         })
@@ -300,6 +315,13 @@ impl Drive for EmulatedDrive {
                 self.log(&line);
                 return Err(enospc());
             }
+        }
+        let place = (loaded.name.clone(), loaded.position);
+        let loaded = self.loaded.as_mut().expect("loaded above");
+        if self.knobs.corrupt_writes.contains(&place) {
+            let mut flipped = block.to_vec();
+            flipped[block.len() / 2] ^= 0x10;
+            return loaded.append(b'B', &flipped);
         }
         loaded.append(b'B', block)
     }
@@ -397,6 +419,7 @@ impl EmulatedLibrary {
                 detected: DEFAULT_BLOCK_SIZE,
                 loaded: None,
                 followed: false,
+                opened: std::time::Instant::now(),
                 knobs,
             },
         })

@@ -47,6 +47,8 @@ pub struct DriveStatus {
     pub at_end_of_data: bool,
     /// Past the early-warning mark.
     pub past_early_warning: bool,
+    /// Loading or calibrating: not ready yet, but not empty.
+    pub becoming_ready: bool,
     /// Fixed block size, `None` in variable mode.
     pub block_size: Option<usize>,
 }
@@ -91,7 +93,7 @@ pub trait Library: Send {
 }
 
 /// How a run gets the next cartridge, besides what the library does by itself.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TapeOptions {
     /// Fixed block size; `None`: 256 KiB for writing, the block size found on the tape for reading.
     pub block_size: Option<usize>,
@@ -100,7 +102,23 @@ pub struct TapeOptions {
     pub change_volume_command: Option<String>,
     /// Write over a cartridge holding a live volume.
     pub overwrite: bool,
+    /// Longest wait for a drive becoming ready, or for the change command.
+    pub drive_timeout: std::time::Duration,
 }
+
+impl Default for TapeOptions {
+    fn default() -> TapeOptions {
+        TapeOptions {
+            block_size: None,
+            change_volume_command: None,
+            overwrite: false,
+            drive_timeout: std::time::Duration::from_secs(DEFAULT_DRIVE_TIMEOUT_SECONDS),
+        }
+    }
+}
+
+/// `--drive-timeout` unless given: long enough for a load, short of a cron window.
+pub const DEFAULT_DRIVE_TIMEOUT_SECONDS: u64 = 600;
 
 /// Which part of a volume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,19 +305,40 @@ impl Shared {
             let line = command
                 .replace("%n", &sequence.to_string())
                 .replace("%v", volume);
-            let status = std::process::Command::new("/bin/sh")
+            let cannot = |e: io::Error| {
+                Error::new(
+                    ErrorKind::Io,
+                    format!("cannot run --change-volume-command: {e}"),
+                )
+            };
+            let mut child = std::process::Command::new("/bin/sh")
                 .arg("-c")
                 .arg(&line)
                 .env("TAPEVAULT_SEQUENCE", sequence.to_string())
                 .env("TAPEVAULT_VOLUME", volume)
                 .stdin(std::process::Stdio::null())
-                .status()
-                .map_err(|e| {
-                    Error::new(
+                .spawn()
+                .map_err(cannot)?;
+            let deadline = std::time::Instant::now() + self.options.drive_timeout;
+            let status = loop {
+                if let Some(status) = child.try_wait().map_err(cannot)? {
+                    break status;
+                }
+                if std::time::Instant::now() > deadline {
+                    // A changer that hangs must not hang a cron job.
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(Error::new(
                         ErrorKind::Io,
-                        format!("cannot run --change-volume-command: {e}"),
-                    )
-                })?;
+                        format!(
+                            "--change-volume-command did not finish within {} s loading {what}: \
+                             check the changer, or raise --drive-timeout",
+                            self.options.drive_timeout.as_secs()
+                        ),
+                    ));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            };
             if !status.success() {
                 return Err(Error::new(
                     ErrorKind::Io,
@@ -330,7 +369,7 @@ impl Shared {
         let sequence = crate::volume::parse_volume_name(name).map_or(0, |(s, _)| s);
         let mut used = lock(&self.loaded_used);
         let mut loaded_here = false;
-        if *used || !has_cartridge(library.as_mut())? {
+        if *used || !has_cartridge(library.as_mut(), self.options.drive_timeout)? {
             loaded_here = true;
             if !library.load_blank(capacity, scratch)? {
                 self.ask_for(
@@ -373,9 +412,7 @@ impl Shared {
         sequence: u64,
         scratch: &[String],
     ) -> Result<Option<String>> {
-        let status = drive
-            .status()
-            .map_err(|e| io_error(drive, "cannot read the drive status", e))?;
+        let status = settled_status(drive, self.options.drive_timeout)?;
         if !status.ready {
             return Err(Error::new(
                 ErrorKind::Io,
@@ -422,8 +459,9 @@ impl Shared {
         let sequence = crate::volume::parse_volume_name(name).map_or(0, |(s, _)| s);
         let mut in_drive = lock(&self.in_drive);
         let block_size = self.options.block_size;
+        let timeout = self.options.drive_timeout;
         let read_loaded = |library: &mut dyn Library| -> Result<Option<ReadPart>> {
-            if !has_cartridge(library)? {
+            if !has_cartridge(library, timeout)? {
                 return Ok(None);
             }
             let drive = library.drive()?;
@@ -465,12 +503,45 @@ impl Shared {
     }
 }
 
-fn has_cartridge(library: &mut dyn Library) -> Result<bool> {
-    let drive = library.drive()?;
-    Ok(drive
-        .status()
-        .map_err(|e| io_error(drive, "cannot read the drive status", e))?
-        .ready)
+fn has_cartridge(library: &mut dyn Library, timeout: std::time::Duration) -> Result<bool> {
+    Ok(settled_status(library.drive()?, timeout)?.ready)
+}
+
+/// The drive's status once it is no longer becoming ready (loading, calibrating a new
+/// cartridge): waited for, said every 10 s, up to `timeout`. Never read as "no tape".
+fn settled_status(drive: &mut dyn Drive, timeout: std::time::Duration) -> Result<DriveStatus> {
+    let started = std::time::Instant::now();
+    let mut said = 0;
+    loop {
+        let status = drive
+            .status()
+            .map_err(|e| io_error(drive, "cannot read the drive status", e))?;
+        if !status.becoming_ready {
+            return Ok(status);
+        }
+        let waited = started.elapsed();
+        if waited >= timeout {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!(
+                    "{} is still becoming ready after {} s (a new cartridge calibrating, or a \
+                     drive fault): check it, or raise --drive-timeout",
+                    drive.describe(),
+                    timeout.as_secs()
+                ),
+            ));
+        }
+        if waited.as_secs() / 10 >= said {
+            said = waited.as_secs() / 10 + 1;
+            eprintln!(
+                "tapevault: waiting for {} to become ready ({} s of {} s)",
+                drive.describe(),
+                waited.as_secs(),
+                timeout.as_secs()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 }
 
 /// The label part of the loaded cartridge (rewound first), `None` when it is blank.
@@ -1072,6 +1143,16 @@ impl Vault for TapeVault {
 
     fn lock_writers(&self) -> Result<crate::lock::RunLock> {
         self.meta.lock_writers()
+    }
+
+    fn describe_volume(&self, name: &str) -> String {
+        let in_drive = lock(&self.shared.in_drive).clone();
+        match lock(&self.shared.library).drive() {
+            Ok(drive) if in_drive.as_deref() == Some(name) => {
+                format!("volume {name} on {}", drive.describe())
+            }
+            _ => format!("volume {name} in {}", self.address),
+        }
     }
 }
 

@@ -79,6 +79,8 @@ pub fn decode_status(get: &MtGet) -> DriveStatus {
         at_filemark: bits & GMT_EOF != 0,
         at_end_of_data: bits & GMT_EOD != 0,
         past_early_warning: bits & GMT_EOT != 0,
+        // Offline with the door shut: a cartridge loading or calibrating.
+        becoming_ready: bits & GMT_ONLINE == 0 && bits & GMT_DR_OPEN == 0,
         block_size: (block != 0).then_some(block as usize),
     }
 }

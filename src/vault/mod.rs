@@ -54,6 +54,10 @@ pub trait Vault: Send {
     /// Take the vault's writer lock: two runs with different catalogs (two hosts)
     /// must never write the same vault at once. Held until dropped.
     fn lock_writers(&self) -> Result<crate::lock::RunLock>;
+    /// Where a volume is, for an operator: its name and vault, or its cartridge.
+    fn describe_volume(&self, name: &str) -> String {
+        format!("volume {name} in {}", self.location())
+    }
 }
 
 /// An object being written.

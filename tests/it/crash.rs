@@ -158,6 +158,7 @@ fn library_backup(env: &Env, vault: &dyn Vault) -> tapevault::error::Result<u64>
             excludes: Vec::new(),
         },
         tags: Vec::new(),
+        verify_after_write: false,
         threads: 2,
     };
     let summary = tapevault::backup::backup(

@@ -596,3 +596,91 @@ fn find_second_label(stream: &[u8]) -> usize {
         .find(|at| stream[*at..].starts_with(b"label.tvl\0"))
         .unwrap()
 }
+
+#[test]
+fn t70_t72_the_end_of_medium_before_the_index_abandons_the_volume_and_the_next_run_heals() {
+    // Early warning 64 KiB before the end: the pack in flight cannot finish.
+    let env = Env::on_tape(r#"{"capacity": 3145728, "early_warning": 65536}"#);
+    std::fs::write(env.src().join("a"), noise(6 << 20, 90)).unwrap();
+    let (code, _, stderr) = tape_backup(&env, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("end of medium"), "{stderr}");
+    let (_, volumes, _) = run_json(env.tv(&["volumes", "--json"]));
+    let abandoned = volumes["abandoned"].as_array().unwrap();
+    assert_eq!(abandoned.len(), 1, "{volumes}");
+    assert!(
+        !volumes["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == abandoned[0]),
+        "the abandoned volume is never recorded: {volumes}"
+    );
+    // Larger cartridges: the next run stores everything, and restores exactly.
+    std::fs::write(env.library().join("library.json"), "{}").unwrap();
+    let (code, _, stderr) = tape_backup(&env, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    exact(&env, "out", &[]);
+}
+
+#[test]
+fn t79_verify_after_write_catches_a_drive_writing_wrong_and_writes_the_data_again() {
+    let env = Env::on_tape(r#"{"corrupt_writes": [["tape-0001", 5]]}"#);
+    std::fs::write(env.src().join("a"), noise(2 << 20, 91)).unwrap();
+    let (code, summary, stderr) = tape_backup(&env, &["--verify-after-write"]);
+    assert_eq!(code, 3, "{stderr}");
+    let warnings = summary["warnings"].to_string();
+    assert!(
+        warnings.contains("verify-after-write") && warnings.contains("tape-0001"),
+        "{summary}"
+    );
+    let (_, volumes, _) = run_json(env.tv(&["volumes", "--json"]));
+    let states: Vec<&str> = volumes["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states[0], "damaged", "{volumes}");
+    assert!(states[1..].iter().all(|s| *s == "sealed"), "{volumes}");
+    assert!(env.cartridges().len() >= 2);
+    // The latest snapshot needs nothing from the bad cartridge.
+    std::fs::remove_file(env.library().join("tape-0001.cart")).unwrap();
+    exact(&env, "out", &[]);
+}
+
+#[test]
+fn t80_a_drive_becoming_ready_is_waited_for_up_to_the_timeout() {
+    let env = Env::on_tape(r#"{"becoming_ready_seconds": 2}"#);
+    std::fs::write(env.src().join("a"), b"a").unwrap();
+    let (code, _, stderr) = tape_backup(&env, &["--drive-timeout", "30"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("waiting for"), "{stderr}");
+    std::fs::write(
+        env.library().join("library.json"),
+        r#"{"becoming_ready_seconds": 60}"#,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = tape_backup(&env, &["--drive-timeout", "1"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(started.elapsed().as_secs() < 30);
+    assert!(
+        stderr.contains("still becoming ready after 1 s"),
+        "{stderr}"
+    );
+    // A changer that hangs is stopped at the same timeout.
+    std::fs::write(env.library().join("library.json"), r#"{"autoload": false}"#).unwrap();
+    std::fs::write(env.library().join("drive"), "").unwrap();
+    let (code, _, stderr) = tape_backup(
+        &env,
+        &[
+            "--drive-timeout",
+            "1",
+            "--change-volume-command",
+            "sleep 30",
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("did not finish within 1 s"), "{stderr}");
+}
