@@ -31,9 +31,9 @@ pub struct Global {
     /// Linux tape drive, non-rewinding: one volume per cartridge); tape:/folder (an
     /// emulated tape library for rehearsals: one file per cartridge); or - (a stream:
     /// backup writes its volumes one after another to stdout, so a backup needing three
-    /// volumes is one stream holding all three; restore reads them from stdin in the same
-    /// order). A tape drive or stream keeps its vault label in the catalog folder
-    /// (vault/); every volume label carries the key too
+    /// volumes is one stream holding all three; restore and catalog rebuild read them from
+    /// stdin in the same order). A tape drive or stream keeps its vault label in the
+    /// catalog folder (vault/); every volume label carries the key too
     #[arg(long, global = true, env = "TAPEVAULT_VAULT", value_name = "VAULT")]
     pub vault: Option<String>,
     /// The catalog folder for this vault [default: $XDG_STATE_HOME/tapevault/<vault hash>]

@@ -107,7 +107,8 @@ read_errors, and DIR/drive.log records every load, rewind, spacing and block rea
 - is a stream: backup writes its volumes one after another to stdout (reports
 go to stderr) and restore reads them from stdin in sequence order; a stream
 padded to whole blocks (dd bs=256k conv=sync iflag=fullblock) reads back. A
-stream cannot seek: catalog rebuild needs the volumes in a dir: or tape: vault.
+stream cannot seek, so catalog rebuild first stores it in a folder beside the new
+catalog (room for the whole stream is needed) and removes it when done.
 ";
 
 const FILES: &str = ".SH FILES

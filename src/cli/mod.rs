@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::vault::{self, Vault};
 use args::{CatalogCommand, Command, Global, KeyCommand};
 use clap::Parser;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Check a command line (program name first) without running it: for tests of the
@@ -217,7 +217,7 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
                 args.kdf_parallelism,
             )?;
             let passphrase = ctx.passphrase(true)?;
-            vault::create_vault_home(&ctx.address, &ctx.options)?;
+            vault::create_vault_home(&ctx.address)?;
             let vault = ctx.vault()?;
             let summary = crate::keys::init(vault.as_ref(), &ctx.catalog_dir, &passphrase, kdf)?;
             out.init(&summary, &ctx.address);
@@ -481,7 +481,7 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
                 ..vault::VaultOptions::default()
             };
             vault::open_vault_with(&args.to, &to_options)?;
-            vault::create_vault_home(&args.to, &to_options)?;
+            vault::create_vault_home(&args.to)?;
             let to = vault::open_vault_with(&args.to, &to_options)?;
             let mut catalog = ctx.catalog_for(from.as_ref())?;
             let shown = progress::Shown::new(&out, "copy");
@@ -543,9 +543,24 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
             Ok(exit::for_report(report.has_damage(), report.has_warnings()))
         }
         Command::Catalog(CatalogCommand::Rebuild) => {
-            let vault = ctx.vault()?;
-            let summary =
-                crate::rebuild::rebuild(vault.as_ref(), &ctx.catalog_dir, &ctx.passphrase(false)?)?;
+            let passphrase = ctx.passphrase(false)?;
+            let summary = if ctx.address == "-" {
+                // A rebuild seeks to labels and indexes: the stream is stored beside the
+                // new catalog first, and removed after.
+                let parent = ctx.catalog_dir.parent().unwrap_or(Path::new("."));
+                std::fs::create_dir_all(parent)
+                    .map_err(crate::error::at("cannot create", parent))?;
+                let spool = tempfile::Builder::new()
+                    .prefix(".tapevault-stream-")
+                    .tempdir_in(parent)
+                    .map_err(crate::error::at("cannot create a spool folder in", parent))?;
+                let spooled =
+                    vault::StreamVault::new(&ctx.catalog_dir.join("vault")).spool(spool.path())?;
+                crate::rebuild::rebuild(&spooled, &ctx.catalog_dir, &passphrase)?
+            } else {
+                let vault = ctx.vault()?;
+                crate::rebuild::rebuild(vault.as_ref(), &ctx.catalog_dir, &passphrase)?
+            };
             out.rebuild(&summary, &ctx.catalog_dir);
             Ok(exit::for_report(false, !summary.problems.is_empty()))
         }

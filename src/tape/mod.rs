@@ -1212,7 +1212,13 @@ impl Library for LoneDrive {
     }
 }
 
-/// Open `tape:PATH`: a device (`/dev/nst0`) or an emulated library folder.
+/// Is `tape:PATH` a drive (a device file) rather than an emulated library folder?
+pub fn is_device(path: &str) -> bool {
+    path.starts_with("/dev/")
+}
+
+/// Open `tape:PATH`: a device (`/dev/nst0`) or an emulated library folder, its labels
+/// and records in `meta_dir`.
 pub fn open_tape_vault(
     address: &str,
     path: &str,
@@ -1224,7 +1230,7 @@ pub fn open_tape_vault(
             "vault address tape: needs a device or a folder, as in tape:/dev/nst0 or tape:/var/lib/vtl",
         ));
     }
-    let library: Box<dyn Library> = if path.starts_with("/dev/") {
+    let library: Box<dyn Library> = if is_device(path) {
         Box::new(LoneDrive {
             path: path.to_string(),
             block_size: options.block_size,
@@ -1236,14 +1242,9 @@ pub fn open_tape_vault(
             options.block_size,
         )?)
     };
-    let meta = if path.starts_with("/dev/") {
-        meta_dir.to_path_buf()
-    } else {
-        Path::new(path).join("vault")
-    };
     Ok(Box::new(TapeVault::new(
         address,
-        &meta,
+        meta_dir,
         library,
         options.clone(),
     )))

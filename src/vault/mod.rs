@@ -124,37 +124,44 @@ pub fn open_vault_with(address: &str, options: &VaultOptions) -> Result<Box<dyn 
     if address.starts_with("s3://") {
         return Ok(Box::new(S3Vault::open(address, options)?));
     }
+    // A stream or a drive keeps its labels in the catalog folder: made when missing
+    // (a rebuilt catalog starts without them; volume labels carry the key).
     let meta_dir = || -> Result<std::path::PathBuf> {
-        match &options.meta_dir {
-            Some(dir) => Ok(dir.clone()),
-            None => Ok(crate::catalog::default_dir(address)?.join("vault")),
-        }
+        let dir = match &options.meta_dir {
+            Some(dir) => dir.clone(),
+            None => crate::catalog::default_dir(address)?.join("vault"),
+        };
+        std::fs::create_dir_all(&dir).map_err(crate::error::at("cannot create", &dir))?;
+        Ok(dir)
     };
     if address == "-" {
         return Ok(Box::new(StreamVault::new(&meta_dir()?)));
     }
     if let Some(path) = address.strip_prefix("tape:") {
-        return crate::tape::open_tape_vault(address, path, &options.tape, &meta_dir()?);
+        // An emulated library keeps them in its own folder.
+        let meta = if crate::tape::is_device(path) {
+            meta_dir()?
+        } else {
+            std::path::Path::new(path).join("vault")
+        };
+        return crate::tape::open_tape_vault(address, path, &options.tape, &meta);
     }
     Err(Error::usage(format!(
         "vault {address:?} is not a vault address; use dir:PATH, s3://BUCKET/PREFIX, tape:DEVICE, tape:DIR or -"
     )))
 }
 
-/// Create what a new vault needs before its label is written (for `init`).
-pub fn create_vault_home(address: &str, options: &VaultOptions) -> Result<()> {
+/// Create what a new vault needs before its label is written (for `init`): a `dir:`
+/// folder, or an emulated tape library's folder and its `vault/`.
+pub fn create_vault_home(address: &str) -> Result<()> {
     create_dir_vault(address)?;
-    let meta = match address.strip_prefix("tape:") {
-        Some(path) if std::path::Path::new(path).is_dir() || !path.starts_with("/dev/") => {
-            std::path::PathBuf::from(path).join("vault")
+    match address.strip_prefix("tape:") {
+        Some(path) if !path.is_empty() && !crate::tape::is_device(path) => {
+            let meta = std::path::Path::new(path).join("vault");
+            std::fs::create_dir_all(&meta).map_err(crate::error::at("cannot create", &meta))
         }
-        _ if address == "-" || address.starts_with("tape:") => match &options.meta_dir {
-            Some(dir) => dir.clone(),
-            None => crate::catalog::default_dir(address)?.join("vault"),
-        },
-        _ => return Ok(()),
-    };
-    std::fs::create_dir_all(&meta).map_err(crate::error::at("cannot create", &meta))
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 //! archive ending in its two zero blocks, so a reader finds where each ends by walking
 //! its member headers. Zero blocks between or after volumes (a stream padded to fixed
 //! blocks by `dd conv=sync`) are skipped. Reads go forward only: a restore asks for
-//! volumes in sequence order, and one not on the stream is missing. Small objects
-//! (vault label, key labels, records) live in a folder beside the catalog.
+//! volumes in sequence order, and one not on the stream is missing; a catalog
+//! rebuild, which must seek, reads a spooled copy ([`StreamVault::spool`]). Small
+//! objects (vault label, key labels, records) live in a folder beside the catalog.
 
 use super::{DirVault, Listing, Vault, VolumeSink};
 use crate::error::{Error, ErrorKind, Result};
@@ -231,6 +232,34 @@ impl StreamInput {
         let mut bytes = header.to_vec();
         bytes.extend_from_slice(&data);
         Ok(Some((volume_name(label.sequence, &label.volume_id), bytes)))
+    }
+}
+
+impl StreamVault {
+    /// Store every volume on the stream in `folder` (a `dir:`-layout vault that keeps
+    /// the address `-`): what a catalog rebuild, which must seek to labels and
+    /// indexes, reads instead of the stream. Needs room for the whole stream.
+    pub fn spool(&self, folder: &Path) -> Result<DirVault> {
+        let spooled = DirVault::new("-", &folder.to_string_lossy());
+        let mut input = self.input.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buf = vec![0u8; 1 << 20];
+        while let Some((name, head)) = input.next_volume()? {
+            let mut sink = spooled.create(&name, 0)?;
+            let spool_error =
+                |e: io::Error| Error::new(ErrorKind::Io, format!("cannot spool {name}: {e}"));
+            sink.write_all(&head).map_err(spool_error)?;
+            input.current = Some(Walk::over(&head)?);
+            loop {
+                let n = input.advance(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                sink.write_all(&buf[..n]).map_err(spool_error)?;
+            }
+            input.current = None;
+            sink.seal()?;
+        }
+        Ok(spooled)
     }
 }
 

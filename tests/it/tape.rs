@@ -554,6 +554,50 @@ fn the_stream_vault_through_dd_with_padded_blocks_and_several_volumes() {
         &env.path("out").join(env.src().strip_prefix("/").unwrap()),
     );
 
+    // The catalog lost: rebuilt from the padded stream on stdin, then a restore with it.
+    let rebuilt = env.path("rebuilt");
+    let out = env
+        .process(&["catalog", "rebuild", "--catalog", rebuilt.to_str().unwrap()])
+        .stdin(std::fs::File::open(&padded).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env
+        .process(&[
+            "restore",
+            "--catalog",
+            rebuilt.to_str().unwrap(),
+            "--target",
+            env.path("again").to_str().unwrap(),
+        ])
+        .stdin(std::fs::File::open(&padded).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_tree(
+        &env.src(),
+        &env.path("again").join(env.src().strip_prefix("/").unwrap()),
+    );
+    let spools = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".tapevault-stream-")
+        })
+        .count();
+    assert_eq!(spools, 0, "the spooled stream is removed");
+
     // Volumes fed out of order: the missing one is named, the rest restore.
     let report = {
         let mut restore = env.process(&[

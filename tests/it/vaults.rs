@@ -43,7 +43,7 @@ fn each_kind(check: impl Fn(&dyn Vault)) {
         },
         ..VaultOptions::default()
     };
-    tapevault::vault::create_vault_home(&library, &options).unwrap();
+    tapevault::vault::create_vault_home(&library).unwrap();
     let tape = open_vault_with(&library, &options).unwrap();
     check(tape.as_ref());
 }
