@@ -209,7 +209,20 @@ pub fn backup(
     options: &BackupOptions,
     progress: &dyn Observer,
 ) -> Result<BackupSummary> {
-    let (mut summary, misread) = backup_once(vault, catalog, key, options, progress)?;
+    // A cartridge that failed under a volume: that volume is abandoned, and the run
+    // starts again on the next cartridge. What earlier volumes sealed is reused, so
+    // only the abandoned volume's data is written again.
+    let mut failed_media = Vec::new();
+    let (mut summary, misread) = loop {
+        match backup_once(vault, catalog, key, options, progress) {
+            Err(err)
+                if err.kind() == ErrorKind::MediumFailed && failed_media.len() < MEDIUM_RETRIES =>
+            {
+                failed_media.push(format!("{err}; its data was written again"));
+            }
+            outcome => break outcome?,
+        }
+    };
     if misread {
         // A volume read back wrong is recorded damaged, so a second pass finds the
         // files whose chunks only it holds and stores them again, on the next volume.
@@ -220,8 +233,13 @@ pub fn backup(
         summary.warnings.extend(again.warnings);
         summary.seconds += again.seconds;
     }
+    summary.warnings.splice(0..0, failed_media);
     Ok(summary)
 }
+
+/// Cartridges a run may lose before it gives up (a cartridge smaller than a pack
+/// must not use up a library).
+const MEDIUM_RETRIES: usize = 2;
 
 /// One backup pass; also says whether a volume failed verify-after-write.
 fn backup_once(

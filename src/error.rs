@@ -26,6 +26,9 @@ pub enum ErrorKind {
     /// The medium holds it but cannot give it now (an object in a cold storage class):
     /// not damage, and not lost.
     Offline,
+    /// A cartridge failed while a volume was written on it (end of medium before the
+    /// index, a write error): that volume is abandoned; another cartridge may take it.
+    MediumFailed,
 }
 
 /// A located failure: the message says what happened and, where useful, what to do.
@@ -88,6 +91,20 @@ impl Error {
             message: format!("{what}: {}", self.message),
         }
     }
+}
+
+/// A failed write into a volume: the error a sink raised (its kind kept), else an I/O error.
+pub fn volume_write_error(err: std::io::Error) -> Error {
+    let raised = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<Error>())
+        .map(|ours| Error::new(ours.kind, ours.message.clone()));
+    raised.unwrap_or_else(|| {
+        Error::new(
+            ErrorKind::Io,
+            format!("cannot write volume: {}", io_reason(&err)),
+        )
+    })
 }
 
 /// A short reason for an I/O error, with advice for the ones operators meet.

@@ -358,12 +358,7 @@ impl<W: Write> VolumeWriter<W> {
     }
 
     fn raw_member(&mut self, header: &[u8; BLOCK as usize], data: &[u8]) -> Result<()> {
-        let io = |e: std::io::Error| {
-            Error::new(
-                crate::error::ErrorKind::Io,
-                format!("cannot write volume: {}", crate::error::io_reason(&e)),
-            )
-        };
+        let io = crate::error::volume_write_error;
         self.out.write_all(header).map_err(io)?;
         self.out.write_all(data).map_err(io)?;
         let pad = (padded(data.len() as u64) - data.len() as u64) as usize;
@@ -432,12 +427,7 @@ impl<W: Write> VolumeWriter<W> {
         self.close_segment()?;
         self.out
             .write_all(&[0u8; END_BYTES as usize])
-            .map_err(|e| {
-                Error::new(
-                    crate::error::ErrorKind::Io,
-                    format!("cannot write volume: {e}"),
-                )
-            })?;
+            .map_err(crate::error::volume_write_error)?;
         if self.out.written > self.limit {
             return Err(Error::corrupt(format!(
                 "volume would be {} bytes, over its size {} (index larger than reserved)",

@@ -39,6 +39,9 @@ pub struct Knobs {
     /// Blocks that give a hard read error (EIO), as `[cartridge, block number]`.
     #[serde(default)]
     pub read_errors: Vec<(String, usize)>,
+    /// Blocks whose write fails (EIO, a MEDIUM ERROR), as `[cartridge, block number]`.
+    #[serde(default)]
+    pub write_errors: Vec<(String, usize)>,
     /// Blocks stored with one bit flipped, silently (a drive writing wrong).
     #[serde(default)]
     pub corrupt_writes: Vec<(String, usize)>,
@@ -317,6 +320,12 @@ impl Drive for EmulatedDrive {
             }
         }
         let place = (loaded.name.clone(), loaded.position);
+        if self.knobs.write_errors.contains(&place) {
+            self.log(&format!("write-error {} {}", place.0, place.1));
+            return Err(io::Error::from_raw_os_error(
+                rustix::io::Errno::IO.raw_os_error(),
+            ));
+        }
         let loaded = self.loaded.as_mut().expect("loaded above");
         if self.knobs.corrupt_writes.contains(&place) {
             let mut flipped = block.to_vec();

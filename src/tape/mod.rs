@@ -801,27 +801,29 @@ impl TapeSink {
     fn put_block(&mut self, block: &[u8]) -> Result<()> {
         let mut early = self.past_early_warning;
         let name = self.name.clone();
+        let failed = |drive: &dyn Drive, err: io::Error| {
+            let why = if is_enospc(&err) {
+                "end of medium (the cartridge holds less than one pack past its early warning)"
+                    .to_string()
+            } else {
+                err.to_string()
+            };
+            Error::new(
+                ErrorKind::MediumFailed,
+                format!(
+                    "{}: {why} while writing {name}: that volume is abandoned",
+                    drive.describe()
+                ),
+            )
+        };
         let result = self.drive_op(|drive| match drive.write_block(block) {
             Ok(()) => Ok(()),
             Err(err) if is_enospc(&err) => {
                 // Early warning: st lets the next write through.
                 early = true;
-                drive.write_block(block).map_err(|err| {
-                    if is_enospc(&err) {
-                        Error::new(
-                            ErrorKind::Io,
-                            format!(
-                                "{}: end of medium while writing {name}: the volume is abandoned \
-                                 (the cartridge holds less than one pack past its early warning)",
-                                drive.describe()
-                            ),
-                        )
-                    } else {
-                        io_error(drive, &format!("cannot write {name}"), err)
-                    }
-                })
+                drive.write_block(block).map_err(|err| failed(drive, err))
             }
-            Err(err) => Err(io_error(drive, &format!("cannot write {name}"), err)),
+            Err(err) => Err(failed(drive, err)),
         });
         self.past_early_warning = early;
         result
@@ -910,7 +912,8 @@ impl TapeSink {
 impl Write for TapeSink {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let mut rest = data;
-        let to_io = |err: Error| io::Error::other(err.to_string());
+        // The error travels whole, so a medium failure keeps its kind.
+        let to_io = io::Error::other;
         while !rest.is_empty() {
             if self.position < self.next_header {
                 let n = rest.len().min((self.next_header - self.position) as usize);
