@@ -56,7 +56,11 @@ fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
             ("The site-burned rehearsal", "tapevault drill --all --from-scratch --scratch /srv/scratch"),
             ("Past drills", "tapevault drill --history"),
         ],
-        "catalog" => &[("The catalog was lost: build a new one", "tapevault catalog rebuild --catalog /var/lib/tapevault/new")],
+        "catalog" => &[
+            ("The catalog was lost: build a new one", "tapevault catalog rebuild --catalog /var/lib/tapevault/new"),
+            ("From cartridges in a lone drive, loaded by a changer", "tapevault catalog rebuild --vault tape:/dev/nst0 --change-volume-command 'mtx load %n 0'"),
+            ("From a stream", "dd if=/dev/nst0 bs=256k | tapevault catalog rebuild --vault -"),
+        ],
         "key" => &[
             ("Print a paper key to keep offline", "tapevault key export --paper | lp"),
             ("The passphrase is lost", "tapevault key import --paper sheet.txt"),
@@ -91,7 +95,10 @@ ENOSPC in a row is the physical end: that volume is abandoned and the run exits 
 A cartridge is asked for by --change-volume-command, else on the terminal, else
 the run stops with exit 1 (cron never waits). A cartridge whose label names a live
 volume is never written without --overwrite; one whose volume prune removed is
-scratch and reused. On restore a wrong cartridge is named with the one needed.
+scratch and reused. On restore a wrong cartridge is named with the one needed. A lone drive cannot
+list its cartridges: catalog rebuild asks for each in turn (any order; %n counts
+them, and a change command that fails ends the list, as Ctrl-D does on the
+terminal) and reads them into a folder beside the new catalog.
 A block that cannot be read is stepped over and read as zeros: parity rebuilds
 it, or the files it held are named. With --verify-after-write each volume is read
 back as soon as it is sealed; one that differs is recorded damaged and its data

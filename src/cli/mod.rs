@@ -544,21 +544,20 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
         }
         Command::Catalog(CatalogCommand::Rebuild) => {
             let passphrase = ctx.passphrase(false)?;
-            let summary = if ctx.address == "-" {
-                // A rebuild seeks to labels and indexes: the stream is stored beside the
-                // new catalog first, and removed after.
+            let vault = ctx.vault()?;
+            let summary = if vault.sequential_only() {
+                // A rebuild seeks to labels and indexes: the volumes are stored beside
+                // the new catalog first, and removed after.
                 let parent = ctx.catalog_dir.parent().unwrap_or(Path::new("."));
                 std::fs::create_dir_all(parent)
                     .map_err(crate::error::at("cannot create", parent))?;
                 let spool = tempfile::Builder::new()
-                    .prefix(".tapevault-stream-")
+                    .prefix(".tapevault-spool-")
                     .tempdir_in(parent)
                     .map_err(crate::error::at("cannot create a spool folder in", parent))?;
-                let spooled =
-                    vault::StreamVault::new(&ctx.catalog_dir.join("vault")).spool(spool.path())?;
+                let spooled = vault.spool(spool.path())?;
                 crate::rebuild::rebuild(&spooled, &ctx.catalog_dir, &passphrase)?
             } else {
-                let vault = ctx.vault()?;
                 crate::rebuild::rebuild(vault.as_ref(), &ctx.catalog_dir, &passphrase)?
             };
             out.rebuild(&summary, &ctx.catalog_dir);

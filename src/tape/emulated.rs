@@ -34,7 +34,8 @@ pub struct Knobs {
     #[serde(default)]
     pub write_protected: Vec<String>,
     /// Load blank cartridges and find volumes by barcode [default: true]; false is a
-    /// lone drive that only `--change-volume-command` or an operator loads.
+    /// lone drive that only `--change-volume-command` or an operator loads, and that
+    /// cannot list the cartridges it does not hold.
     pub autoload: Option<bool>,
     /// Blocks that give a hard read error (EIO), as `[cartridge, block number]`.
     #[serde(default)]
@@ -548,6 +549,10 @@ impl Library for EmulatedLibrary {
     }
 
     fn inventory(&mut self) -> Result<Option<Listing>> {
+        if self.drive.knobs.autoload == Some(false) {
+            // A drive without a library sees only the cartridge loaded.
+            return Ok(None);
+        }
         let mut listing = Listing::default();
         for name in self.cartridges()? {
             match self.scan(&name)? {

@@ -301,6 +301,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     /// Ask for a cartridge: the change command, else a prompt on a terminal, else fail.
     fn ask_for(&self, sequence: u64, volume: &str, what: &str) -> Result<()> {
+        match self.request(sequence, volume, what)? {
+            None => Ok(()),
+            Some(refused) => Err(Error::new(
+                ErrorKind::Io,
+                format!("{refused} loading {what}"),
+            )),
+        }
+    }
+
+    /// Have a cartridge loaded; `Some(why)` when the changer or the operator declined
+    /// (the command failed, or Ctrl-D on the terminal).
+    fn request(&self, sequence: u64, volume: &str, what: &str) -> Result<Option<String>> {
         if let Some(command) = &self.options.change_volume_command {
             let line = command
                 .replace("%n", &sequence.to_string())
@@ -339,21 +351,17 @@ impl Shared {
                 }
                 std::thread::sleep(std::time::Duration::from_millis(100));
             };
-            if !status.success() {
-                return Err(Error::new(
-                    ErrorKind::Io,
-                    format!("--change-volume-command failed ({status}) loading {what}"),
-                ));
-            }
-            return Ok(());
+            return Ok(
+                (!status.success()).then(|| format!("--change-volume-command failed ({status})"))
+            );
         }
         if rustix::termios::isatty(std::io::stdin()) && rustix::termios::isatty(std::io::stderr()) {
-            eprint!("tapevault: load {what} and press Enter (Ctrl-C to stop): ");
+            eprint!("tapevault: load {what} and press Enter (Ctrl-D: none left, Ctrl-C: stop): ");
             let mut line = String::new();
-            std::io::stdin()
+            let read = std::io::stdin()
                 .read_line(&mut line)
                 .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read the terminal: {e}")))?;
-            return Ok(());
+            return Ok((read == 0).then(|| "no cartridge was loaded (Ctrl-D)".to_string()));
         }
         Err(Error::new(
             ErrorKind::Io,
@@ -1037,13 +1045,9 @@ impl Vault for TapeVault {
         let scratch = self.scratch()?;
         let found = lock(&self.shared.library).inventory()?;
         let Some(found) = found else {
-            return Err(Error::new(
-                ErrorKind::Offline,
-                format!(
-                    "{} is a lone drive: it sees only the cartridge loaded, not the vault",
-                    self.address
-                ),
-            ));
+            // A lone drive sees only the cartridge loaded: the catalog knows the rest.
+            listing.volumes_unlisted = true;
+            return Ok(listing);
         };
         listing.sealed.extend(
             found
@@ -1148,6 +1152,16 @@ impl Vault for TapeVault {
         self.meta.lock_writers()
     }
 
+    fn sequential_only(&self) -> bool {
+        lock(&self.shared.library)
+            .inventory()
+            .is_ok_and(|listing| listing.is_none())
+    }
+
+    fn spool(&self, folder: &Path) -> Result<DirVault> {
+        self.spool_cartridges(folder)
+    }
+
     fn describe_volume(&self, name: &str) -> String {
         let in_drive = lock(&self.shared.in_drive).clone();
         match lock(&self.shared.library).drive() {
@@ -1160,6 +1174,46 @@ impl Vault for TapeVault {
 }
 
 impl TapeVault {
+    /// A lone drive's rebuild: every cartridge the changer or the operator loads (in
+    /// any order; `%n` counts them) is read whole into `folder`, until the command
+    /// fails or Ctrl-D. Cartridges seen twice and blank ones are passed over.
+    fn spool_cartridges(&self, folder: &Path) -> Result<DirVault> {
+        let spooled = DirVault::new(&self.address, &folder.to_string_lossy());
+        let mut seen = std::collections::HashSet::new();
+        for count in 1.. {
+            let what = format!("cartridge {count} of the vault (any order)");
+            if let Some(why) = self.shared.request(count, "", &what)? {
+                if seen.is_empty() {
+                    return Err(Error::new(ErrorKind::Io, format!("{why} loading {what}")));
+                }
+                break;
+            }
+            let label = {
+                let mut library = lock(&self.shared.library);
+                let drive = library.drive()?;
+                settled_status(drive, self.shared.options.drive_timeout)?;
+                drive
+                    .set_block_size(self.shared.options.block_size)
+                    .map_err(|e| io_error(drive, "cannot set the block size", e))?;
+                read_label_part(drive)?
+            };
+            let Some(label) = label.filter(|part| seen.insert(part.volume.clone())) else {
+                continue;
+            };
+            *lock(&self.shared.in_drive) = Some(label.volume.clone());
+            let mut reader = TapeReader {
+                shared: self.shared.clone(),
+                name: label.volume.clone(),
+                part: Some((
+                    PartKind::Label,
+                    PartReader::read_already(&label.volume, PartKind::Label, label.label),
+                )),
+            };
+            crate::vault::spool_one(&spooled, &label.volume, &mut reader)?;
+        }
+        Ok(spooled)
+    }
+
     /// Load `name`'s cartridge and read its label and index parts, spacing over the data.
     fn reach_ends(&self, name: &str) -> Result<Reached> {
         let mut library = lock(&self.shared.library);

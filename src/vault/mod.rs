@@ -54,6 +54,18 @@ pub trait Vault: Send {
     /// Take the vault's writer lock: two runs with different catalogs (two hosts)
     /// must never write the same vault at once. Held until dropped.
     fn lock_writers(&self) -> Result<crate::lock::RunLock>;
+    /// The medium can only be read front to back (a stream, a lone tape drive): a
+    /// rebuild reads a [`Vault::spool`] of it instead.
+    fn sequential_only(&self) -> bool {
+        false
+    }
+    /// Store every volume in `folder`, a `dir:` layout keeping this vault's address.
+    fn spool(&self, _folder: &std::path::Path) -> Result<DirVault> {
+        Err(Error::usage(format!(
+            "vault {} is read in place, not spooled",
+            self.location()
+        )))
+    }
     /// Where a volume is, for an operator: its name and vault, or its cartridge.
     fn describe_volume(&self, name: &str) -> String {
         format!("volume {name} in {}", self.location())
@@ -68,6 +80,18 @@ pub trait VolumeSink: std::io::Write + Send {
     fn past_early_warning(&self) -> bool {
         false
     }
+}
+
+/// Copy one volume from `from` into `into` and seal it (a spool for a rebuild).
+pub fn spool_one(into: &DirVault, name: &str, from: &mut dyn Read) -> Result<()> {
+    let mut sink = into.create(name, 0)?;
+    std::io::copy(from, &mut sink).map_err(|e| {
+        Error::new(
+            crate::error::ErrorKind::Io,
+            format!("cannot spool {name}: {e}"),
+        )
+    })?;
+    sink.seal()
 }
 
 /// Refuse to lock (and so to write) a vault that holds nothing of ours: an empty

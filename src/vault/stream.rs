@@ -235,34 +235,6 @@ impl StreamInput {
     }
 }
 
-impl StreamVault {
-    /// Store every volume on the stream in `folder` (a `dir:`-layout vault that keeps
-    /// the address `-`): what a catalog rebuild, which must seek to labels and
-    /// indexes, reads instead of the stream. Needs room for the whole stream.
-    pub fn spool(&self, folder: &Path) -> Result<DirVault> {
-        let spooled = DirVault::new("-", &folder.to_string_lossy());
-        let mut input = self.input.lock().unwrap_or_else(|p| p.into_inner());
-        let mut buf = vec![0u8; 1 << 20];
-        while let Some((name, head)) = input.next_volume()? {
-            let mut sink = spooled.create(&name, 0)?;
-            let spool_error =
-                |e: io::Error| Error::new(ErrorKind::Io, format!("cannot spool {name}: {e}"));
-            sink.write_all(&head).map_err(spool_error)?;
-            input.current = Some(Walk::over(&head)?);
-            loop {
-                let n = input.advance(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                sink.write_all(&buf[..n]).map_err(spool_error)?;
-            }
-            input.current = None;
-            sink.seal()?;
-        }
-        Ok(spooled)
-    }
-}
-
 /// One volume's bytes from the stream.
 struct StreamReader {
     input: Arc<Mutex<StreamInput>>,
@@ -407,5 +379,31 @@ impl Vault for StreamVault {
 
     fn lock_writers(&self) -> Result<crate::lock::RunLock> {
         self.meta.lock_writers()
+    }
+
+    fn sequential_only(&self) -> bool {
+        true
+    }
+
+    /// Every volume on the stream, stored under its name.
+    fn spool(&self, folder: &Path) -> Result<DirVault> {
+        let spooled = DirVault::new("-", &folder.to_string_lossy());
+        loop {
+            let (name, head) = {
+                let mut input = self.input.lock().unwrap_or_else(|p| p.into_inner());
+                let Some((name, head)) = input.next_volume()? else {
+                    break;
+                };
+                input.current = Some(Walk::over(&head)?);
+                (name, head)
+            };
+            let mut reader = StreamReader {
+                input: self.input.clone(),
+                head,
+                head_at: 0,
+            };
+            super::spool_one(&spooled, &name, &mut reader)?;
+        }
+        Ok(spooled)
     }
 }

@@ -750,3 +750,45 @@ fn t80_a_drive_becoming_ready_is_waited_for_up_to_the_timeout() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("did not finish within 1 s"), "{stderr}");
 }
+
+#[test]
+fn a_lone_drive_rebuilds_the_catalog_from_each_cartridge_the_changer_loads() {
+    let env = Env::on_tape(r#"{"autoload": false}"#);
+    let load = format!(
+        "n=$(printf %04d %n); [ -f {lib}/c$n.cart ] || cp {lib}/blank.cart {lib}/c$n.cart; \
+         echo c$n > {lib}/drive",
+        lib = env.library().display()
+    );
+    std::fs::write(
+        env.library().join("blank.cart"),
+        blank_cartridge(64 << 20, 60 << 20),
+    )
+    .unwrap();
+    std::fs::write(env.src().join("a"), noise(7 << 20, 95)).unwrap();
+    let (code, _, stderr) = tape_backup(&env, &["--change-volume-command", &load]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(env.library().join("c0002.cart").exists());
+    // The catalog and the vault label are lost; only the cartridges remain. This
+    // changer loads the cartridges that exist and fails after the last.
+    std::fs::remove_dir_all(env.path("catalog")).unwrap();
+    std::fs::remove_dir_all(env.library().join("vault")).unwrap();
+    std::fs::create_dir(env.library().join("vault")).unwrap();
+    let only_existing = format!(
+        "n=$(printf %04d %n); [ -f {lib}/c$n.cart ] && echo c$n > {lib}/drive",
+        lib = env.library().display()
+    );
+    let (code, summary, stderr) = run_json(env.tv(&[
+        "catalog",
+        "rebuild",
+        "--json",
+        "--change-volume-command",
+        &only_existing,
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(summary["snapshots"], 1, "{summary}");
+    assert!(
+        summary["volumes"].as_array().unwrap().len() >= 2,
+        "{summary}"
+    );
+    exact(&env, "out", &["--change-volume-command", &only_existing]);
+}
