@@ -1306,3 +1306,30 @@ pub fn open_tape_vault(
         options.clone(),
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_headers_and_trailers_round_trip_and_garbage_is_none() {
+        let header = PartHeader {
+            kind: "index".into(),
+            volume: "tv000012-0123abcd.tar".into(),
+            offset: 4_194_304,
+        };
+        let block = header.encode();
+        assert_eq!(PartHeader::decode(&block), Some(header));
+        assert_eq!(trailer_bytes(&trailer(123_456)), Some(123_456));
+        // Volume bytes (a tar header, zeros, noise) are never taken for framing.
+        let mut tar_header = [0u8; FRAME];
+        tar_header[..9].copy_from_slice(b"label.tvl");
+        for bytes in [&tar_header[..], &[0u8; FRAME][..], &[0xffu8; FRAME][..]] {
+            assert_eq!(PartHeader::decode(bytes), None);
+            assert_eq!(trailer_bytes(bytes), None);
+        }
+        let mut cut = trailer(5);
+        cut[..4].copy_from_slice(b"xxxx");
+        assert_eq!(trailer_bytes(&cut), None);
+    }
+}
