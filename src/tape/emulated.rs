@@ -474,7 +474,7 @@ impl EmulatedLibrary {
             .map_err(|e| Error::io("cannot read", &path, e))?;
         file.read_exact(&mut head)
             .map_err(|e| Error::io("cannot read", &path, e))?;
-        let Some(header) = super::PartHeader::decode(&head) else {
+        let Some(header) = super::parts::PartHeader::decode(&head) else {
             return Ok(None);
         };
         let marks = loaded

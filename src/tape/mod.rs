@@ -17,20 +17,19 @@
 //! reserve); a second ENOSPC in a row is the physical end, and the volume is abandoned.
 
 pub mod emulated;
+mod parts;
 pub mod st;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::vault::{DirVault, Listing, Vault, VolumeSink};
-use crate::volume::{is_volume_name, parse_header, Label, INDEX_MEMBER, LABEL_MEMBER};
-use std::io::{self, Read, Write};
+use crate::volume::{is_volume_name, Label};
+use parts::{read_label_part, PartKind, PartReader, ReadPart, TapeReader, TapeSink};
+use std::io::{self, Read};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Block size written unless `--block-size` says otherwise.
 pub const DEFAULT_BLOCK_SIZE: usize = 256 << 10;
-const FRAME: usize = 512;
-const PART_MAGIC: &str = "tapevault-part v1";
-const TRAILER_MAGIC: &str = "tapevault-part-end v1";
 
 /// What a drive says about itself (`MTIOCGET`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -119,80 +118,6 @@ impl Default for TapeOptions {
 
 /// `--drive-timeout` unless given: long enough for a load, short of a cron window.
 pub const DEFAULT_DRIVE_TIMEOUT_SECONDS: u64 = 600;
-
-/// Which part of a volume.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PartKind {
-    Label,
-    Data,
-    Index,
-}
-
-impl PartKind {
-    fn name(self) -> &'static str {
-        match self {
-            PartKind::Label => "label",
-            PartKind::Data => "data",
-            PartKind::Index => "index",
-        }
-    }
-}
-
-/// The 512-byte header that starts each part: checked after every positioning.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct PartHeader {
-    kind: String,
-    volume: String,
-    /// Where the part begins within the volume's bytes.
-    offset: u64,
-}
-
-impl PartHeader {
-    fn encode(&self) -> [u8; FRAME] {
-        frame(&format!(
-            "{PART_MAGIC}\nkind={}\nvolume={}\noffset={}\n",
-            self.kind, self.volume, self.offset
-        ))
-    }
-
-    fn decode(bytes: &[u8]) -> Option<PartHeader> {
-        let fields = fields(bytes, PART_MAGIC)?;
-        Some(PartHeader {
-            kind: field(&fields, "kind")?.to_string(),
-            volume: field(&fields, "volume")?.to_string(),
-            offset: field(&fields, "offset")?.parse().ok()?,
-        })
-    }
-}
-
-fn frame(text: &str) -> [u8; FRAME] {
-    let mut out = [0u8; FRAME];
-    out[..text.len()].copy_from_slice(text.as_bytes());
-    out
-}
-
-fn fields<'a>(bytes: &'a [u8], magic: &str) -> Option<Vec<&'a str>> {
-    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-    let text = std::str::from_utf8(&bytes[..end]).ok()?;
-    let mut lines = text.lines();
-    (lines.next()? == magic).then(|| lines.collect())
-}
-
-fn field<'a>(fields: &[&'a str], name: &str) -> Option<&'a str> {
-    fields
-        .iter()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix('='))
-}
-
-fn trailer(bytes: u64) -> [u8; FRAME] {
-    frame(&format!("{TRAILER_MAGIC}\nbytes={bytes}\n"))
-}
-
-fn trailer_bytes(block_end: &[u8]) -> Option<u64> {
-    field(&fields(block_end, TRAILER_MAGIC)?, "bytes")?
-        .parse()
-        .ok()
-}
 
 fn io_error(drive: &dyn Drive, what: &str, err: io::Error) -> Error {
     Error::new(
@@ -552,486 +477,6 @@ fn settled_status(drive: &mut dyn Drive, timeout: std::time::Duration) -> Result
     }
 }
 
-/// The label part of the loaded cartridge (rewound first), `None` when it is blank.
-fn read_label_part(drive: &mut dyn Drive) -> Result<Option<ReadPart>> {
-    drive
-        .rewind()
-        .map_err(|e| io_error(drive, "cannot rewind", e))?;
-    let status = drive
-        .status()
-        .map_err(|e| io_error(drive, "cannot read the drive status", e))?;
-    if status.at_end_of_data {
-        return Ok(None);
-    }
-    let mut part = PartReader::new(drive, None)?;
-    let Some(header) = part.header.clone() else {
-        return Ok(None);
-    };
-    let mut label = Vec::new();
-    part.read_to_end_of_part(drive, &mut label)?;
-    Ok(Some(ReadPart {
-        volume: header.volume,
-        label,
-    }))
-}
-
-struct ReadPart {
-    volume: String,
-    label: Vec<u8>,
-}
-
-/// Reads one part block by block, holding back the last block until the filemark
-/// says it is the last (its end is the trailer).
-struct PartReader {
-    header: Option<PartHeader>,
-    block: Vec<u8>,
-    /// The newest block read, not yet known not to be the last, and where its data starts.
-    held: Option<(Vec<u8>, usize)>,
-    /// Block size of this part: the drive's, or the first block's when detecting.
-    expected: Option<usize>,
-    /// Part bytes known to be data, not yet given out.
-    ready: Vec<u8>,
-    ready_at: usize,
-    /// Bytes moved to `ready` so far.
-    confirmed: u64,
-    finished: bool,
-}
-
-impl PartReader {
-    /// Start at the current position; `expect` is the kind that must be here.
-    fn new(drive: &mut dyn Drive, expect: Option<PartKind>) -> Result<PartReader> {
-        let mut reader = PartReader {
-            header: None,
-            block: vec![0u8; drive.block_size()],
-            held: None,
-            expected: (!drive.detecting()).then(|| drive.block_size()),
-            ready: Vec::new(),
-            ready_at: 0,
-            confirmed: 0,
-            finished: false,
-        };
-        let mut first = reader.next_block(drive)?;
-        if first.is_none() && expect.is_some() {
-            // An extra filemark (a write stopped and resumed): tolerated once.
-            first = reader.next_block(drive)?;
-        }
-        let Some(first) = first else {
-            // Blank tape: a part with no header.
-            reader.finished = true;
-            return Ok(reader);
-        };
-        let header = PartHeader::decode(&first[..FRAME]).ok_or_else(|| {
-            Error::corrupt(format!(
-                "{}: no tapevault part header here{}",
-                drive.describe(),
-                expect
-                    .map(|k| format!(" (expected the {} part)", k.name()))
-                    .unwrap_or_default()
-            ))
-        })?;
-        if let Some(kind) = expect {
-            if header.kind != kind.name() {
-                return Err(Error::corrupt(format!(
-                    "{}: found the {} part of {} where the {} part belongs",
-                    drive.describe(),
-                    header.kind,
-                    header.volume,
-                    kind.name()
-                )));
-            }
-        }
-        reader.header = Some(header);
-        reader.held = Some((first, FRAME));
-        Ok(reader)
-    }
-
-    /// A part already read whole (the label part a cartridge check read).
-    fn read_already(volume: &str, kind: PartKind, bytes: Vec<u8>) -> PartReader {
-        PartReader {
-            header: Some(PartHeader {
-                kind: kind.name().into(),
-                volume: volume.to_string(),
-                offset: 0,
-            }),
-            block: Vec::new(),
-            held: None,
-            expected: None,
-            confirmed: bytes.len() as u64,
-            ready: bytes,
-            ready_at: 0,
-            finished: true,
-        }
-    }
-
-    /// One block, `None` at a filemark. A block with a hard read error is stepped
-    /// over and given as zeros: an erasure that parity may rebuild, and that otherwise
-    /// costs only the blobs in it (named by restore and verify).
-    fn next_block(&mut self, drive: &mut dyn Drive) -> Result<Option<Vec<u8>>> {
-        match drive.read_block(&mut self.block) {
-            Ok(0) => Ok(None),
-            Ok(n) if self.expected == Some(n) => Ok(Some(self.block[..n].to_vec())),
-            Ok(n) if self.expected.is_none() && n % 512 == 0 && n >= 2 * FRAME => {
-                self.expected = Some(n);
-                Ok(Some(self.block[..n].to_vec()))
-            }
-            Ok(n) => Err(block_size_error(drive, n)),
-            Err(err) if err.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error()) => {
-                drive
-                    .skip_block()
-                    .map_err(|e| io_error(drive, "cannot step over an unreadable block", e))?;
-                eprintln!(
-                    "tapevault: warning: {}: a block could not be read; read on past it",
-                    drive.describe()
-                );
-                Ok(Some(vec![0u8; self.expected.unwrap_or(self.block.len())]))
-            }
-            Err(err) => Err(read_error(drive, err)),
-        }
-    }
-
-    /// Give out part bytes into `out`; 0 at the part's end.
-    fn read(&mut self, drive: &mut dyn Drive, out: &mut [u8]) -> Result<usize> {
-        while self.ready_at == self.ready.len() {
-            if self.finished {
-                return Ok(0);
-            }
-            self.ready.clear();
-            self.ready_at = 0;
-            match self.next_block(drive)? {
-                Some(next) => {
-                    if let Some((held, start)) = self.held.replace((next, 0)) {
-                        self.ready.extend_from_slice(&held[start..]);
-                    }
-                }
-                None => {
-                    // The held block is the last: its end is the trailer.
-                    self.finished = true;
-                    let (held, start) = self.held.take().unwrap_or_default();
-                    let room = held.len().saturating_sub(FRAME + start);
-                    let remaining = held
-                        .len()
-                        .checked_sub(FRAME)
-                        .and_then(|at| trailer_bytes(&held[at..]))
-                        .and_then(|total| total.checked_sub(self.confirmed))
-                        .filter(|remaining| *remaining as usize <= room)
-                        .ok_or_else(|| {
-                            Error::corrupt(format!(
-                                "{}: the {} part of {} has no end: its write stopped before it finished",
-                                drive.describe(),
-                                self.header.as_ref().map_or("", |h| h.kind.as_str()),
-                                self.header.as_ref().map_or("", |h| h.volume.as_str()),
-                            ))
-                        })?;
-                    self.ready
-                        .extend_from_slice(&held[start..start + remaining as usize]);
-                }
-            }
-            self.confirmed += self.ready.len() as u64;
-        }
-        let n = (self.ready.len() - self.ready_at).min(out.len());
-        out[..n].copy_from_slice(&self.ready[self.ready_at..self.ready_at + n]);
-        self.ready_at += n;
-        Ok(n)
-    }
-
-    fn read_to_end_of_part(&mut self, drive: &mut dyn Drive, out: &mut Vec<u8>) -> Result<()> {
-        let mut buf = vec![0u8; 64 << 10];
-        loop {
-            let n = self.read(drive, &mut buf)?;
-            if n == 0 {
-                return Ok(());
-            }
-            out.extend_from_slice(&buf[..n]);
-        }
-    }
-}
-
-fn block_size_error(drive: &dyn Drive, found: usize) -> Error {
-    // The tape is fine; the command line is not.
-    Error::new(
-        ErrorKind::Usage,
-        format!(
-            "{}: block size on tape is {found}, drive set to {}: give --block-size {found}, or leave it out to detect it",
-            drive.describe(),
-            drive.block_size()
-        ),
-    )
-}
-
-fn read_error(drive: &dyn Drive, err: io::Error) -> Error {
-    if err.kind() == io::ErrorKind::InvalidData {
-        return Error::usage(format!(
-            "{}: {err}: give the tape's --block-size, or leave it out to detect it",
-            drive.describe()
-        ));
-    }
-    if err.raw_os_error() == Some(rustix::io::Errno::NOMEM.raw_os_error()) {
-        // st's answer to a block larger than the read buffer.
-        return Error::new(
-            ErrorKind::Usage,
-            format!(
-                "{}: a block on tape is larger than the drive's {} bytes: give the tape's --block-size, or leave it out to detect it",
-                drive.describe(),
-                drive.block_size()
-            ),
-        );
-    }
-    io_error(drive, "cannot read", err)
-}
-
-/// Writes one part's blocks: header, data, trailer at the end of the last block.
-struct PartWriter {
-    block: Vec<u8>,
-    bytes: u64,
-}
-
-/// The volume being written to the loaded cartridge, split into parts as its
-/// members go by.
-struct TapeSink {
-    shared: Arc<Shared>,
-    name: String,
-    block_size: usize,
-    part: Option<(PartKind, PartWriter)>,
-    /// Volume bytes seen.
-    position: u64,
-    /// Where the next member header starts (`u64::MAX` past the end blocks).
-    next_header: u64,
-    header: Vec<u8>,
-    past_early_warning: bool,
-}
-
-impl TapeSink {
-    fn drive_op<T>(&self, op: impl FnOnce(&mut dyn Drive) -> Result<T>) -> Result<T> {
-        let mut library = lock(&self.shared.library);
-        op(library.drive()?)
-    }
-
-    fn put_block(&mut self, block: &[u8]) -> Result<()> {
-        let mut early = self.past_early_warning;
-        let name = self.name.clone();
-        let failed = |drive: &dyn Drive, err: io::Error| {
-            let why = if is_enospc(&err) {
-                "end of medium (the cartridge holds less than one pack past its early warning)"
-                    .to_string()
-            } else {
-                err.to_string()
-            };
-            Error::new(
-                ErrorKind::MediumFailed,
-                format!(
-                    "{}: {why} while writing {name}: that volume is abandoned",
-                    drive.describe()
-                ),
-            )
-        };
-        let result = self.drive_op(|drive| match drive.write_block(block) {
-            Ok(()) => Ok(()),
-            Err(err) if is_enospc(&err) => {
-                // Early warning: st lets the next write through.
-                early = true;
-                drive.write_block(block).map_err(|err| failed(drive, err))
-            }
-            Err(err) => Err(failed(drive, err)),
-        });
-        self.past_early_warning = early;
-        result
-    }
-
-    fn start_part(&mut self, kind: PartKind) -> Result<()> {
-        let header = PartHeader {
-            kind: kind.name().into(),
-            volume: self.name.clone(),
-            offset: self.position,
-        };
-        let mut block = Vec::with_capacity(self.block_size);
-        block.extend_from_slice(&header.encode());
-        self.part = Some((kind, PartWriter { block, bytes: 0 }));
-        Ok(())
-    }
-
-    fn end_part(&mut self) -> Result<()> {
-        let Some((_, mut part)) = self.part.take() else {
-            return Ok(());
-        };
-        if self.block_size - part.block.len() < FRAME {
-            part.block.resize(self.block_size, 0);
-            self.put_block(&std::mem::take(&mut part.block))?;
-        }
-        part.block.resize(self.block_size - FRAME, 0);
-        part.block.extend_from_slice(&trailer(part.bytes));
-        self.put_block(&part.block)?;
-        self.drive_op(|drive| {
-            drive
-                .write_filemarks(1)
-                .map_err(|e| io_error(drive, "cannot write a filemark", e))
-        })
-    }
-
-    fn put(&mut self, mut data: &[u8]) -> Result<()> {
-        while !data.is_empty() {
-            let (_, part) = self.part.as_mut().expect("a part is open while writing");
-            let n = data.len().min(self.block_size - part.block.len());
-            part.block.extend_from_slice(&data[..n]);
-            part.bytes += n as u64;
-            data = &data[n..];
-            if part.block.len() == self.block_size {
-                let block = std::mem::replace(&mut part.block, Vec::with_capacity(self.block_size));
-                self.put_block(&block)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// A member header is complete: start the part it belongs to.
-    fn member_starts(&mut self) -> Result<()> {
-        let block: [u8; FRAME] = self.header[..].try_into().expect("one header");
-        let at = self.position - FRAME as u64;
-        if block.iter().all(|b| *b == 0) {
-            // The end blocks: the rest belongs to the index part.
-            self.next_header = u64::MAX;
-            return Ok(());
-        }
-        let member = parse_header(&block, at)?;
-        let current = self.part.as_ref().map(|(kind, _)| *kind);
-        let wanted = if member.name == INDEX_MEMBER {
-            Some(PartKind::Index)
-        } else if current == Some(PartKind::Label) && member.name != LABEL_MEMBER {
-            Some(PartKind::Data)
-        } else {
-            None
-        };
-        if let Some(kind) = wanted.filter(|kind| Some(*kind) != current) {
-            // The header is already counted in `position`; the part starts before it.
-            self.position = at;
-            self.end_part()?;
-            if kind == PartKind::Index && current == Some(PartKind::Label) {
-                // A volume without packs still has its (empty) data part.
-                self.start_part(PartKind::Data)?;
-                self.end_part()?;
-            }
-            self.start_part(kind)?;
-            self.position = at + FRAME as u64;
-        }
-        self.next_header = member.offset + member.size.div_ceil(512) * 512;
-        Ok(())
-    }
-}
-
-impl Write for TapeSink {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let mut rest = data;
-        // The error travels whole, so a medium failure keeps its kind.
-        let to_io = io::Error::other;
-        while !rest.is_empty() {
-            if self.position < self.next_header {
-                let n = rest.len().min((self.next_header - self.position) as usize);
-                self.put(&rest[..n]).map_err(to_io)?;
-                self.position += n as u64;
-                rest = &rest[n..];
-                continue;
-            }
-            let n = rest.len().min(FRAME - self.header.len());
-            self.header.extend_from_slice(&rest[..n]);
-            self.position += n as u64;
-            rest = &rest[n..];
-            if self.header.len() == FRAME {
-                self.member_starts().map_err(to_io)?;
-                let header = std::mem::take(&mut self.header);
-                self.put(&header).map_err(to_io)?;
-            }
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl VolumeSink for TapeSink {
-    fn seal(mut self: Box<Self>) -> Result<()> {
-        if self.part.as_ref().map(|(kind, _)| *kind) != Some(PartKind::Index) {
-            return Err(Error::corrupt(format!(
-                "volume {} ended without an index member",
-                self.name
-            )));
-        }
-        self.end_part()?;
-        // A second filemark ends the recorded data; st flushes the drive's buffer here.
-        self.drive_op(|drive| {
-            drive
-                .write_filemarks(1)
-                .map_err(|e| io_error(drive, "cannot write a filemark", e))
-        })
-    }
-
-    fn past_early_warning(&self) -> bool {
-        self.past_early_warning
-    }
-}
-
-/// A volume read front to back from its cartridge: label, data and index parts.
-struct TapeReader {
-    shared: Arc<Shared>,
-    name: String,
-    part: Option<(PartKind, PartReader)>,
-}
-
-impl TapeReader {
-    fn next_part(&mut self) -> Result<bool> {
-        let kind = match self.part.as_ref().map(|(kind, _)| *kind) {
-            None => PartKind::Label,
-            Some(PartKind::Label) => PartKind::Data,
-            Some(PartKind::Data) => PartKind::Index,
-            Some(PartKind::Index) => return Ok(false),
-        };
-        let mut library = lock(&self.shared.library);
-        let drive = library.drive()?;
-        let reader = PartReader::new(drive, Some(kind))?;
-        match &reader.header {
-            Some(header) if header.volume == self.name => {}
-            Some(header) => {
-                return Err(Error::corrupt(format!(
-                    "{}: the {} part belongs to {}, not {}",
-                    drive.describe(),
-                    kind.name(),
-                    header.volume,
-                    self.name
-                )))
-            }
-            None => {
-                return Err(Error::corrupt(format!(
-                    "{}: volume {} has no {} part: its write stopped before it finished",
-                    drive.describe(),
-                    self.name,
-                    kind.name()
-                )))
-            }
-        }
-        self.part = Some((kind, reader));
-        Ok(true)
-    }
-}
-
-impl Read for TapeReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let to_io = |err: Error| io::Error::other(err.to_string());
-        loop {
-            if let Some((_, part)) = self.part.as_mut() {
-                let mut library = lock(&self.shared.library);
-                let drive = library.drive().map_err(to_io)?;
-                let n = part.read(drive, out).map_err(to_io)?;
-                if n > 0 || out.is_empty() {
-                    return Ok(n);
-                }
-            }
-            if !self.next_part().map_err(to_io)? {
-                return Ok(0);
-            }
-        }
-    }
-}
-
 impl Vault for TapeVault {
     fn location(&self) -> &str {
         &self.address
@@ -1067,18 +512,11 @@ impl Vault for TapeVault {
         self.shared
             .prepare_for_write(name, max_len, &self.scratch()?)?;
         let block_size = self.shared.write_block_size();
-        let mut sink = TapeSink {
-            shared: self.shared.clone(),
-            name: name.to_string(),
+        Ok(Box::new(TapeSink::new(
+            self.shared.clone(),
+            name,
             block_size,
-            part: None,
-            position: 0,
-            next_header: 0,
-            header: Vec::new(),
-            past_early_warning: false,
-        };
-        sink.start_part(PartKind::Label)?;
-        Ok(Box::new(sink))
+        )?))
     }
 
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send>> {
@@ -1090,14 +528,11 @@ impl Vault for TapeVault {
             let mut library = lock(&self.shared.library);
             self.shared.prepare_for_read(library.as_mut(), name)?
         };
-        Ok(Box::new(TapeReader {
-            shared: self.shared.clone(),
-            name: name.to_string(),
-            part: Some((
-                PartKind::Label,
-                PartReader::read_already(name, PartKind::Label, label),
-            )),
-        }))
+        Ok(Box::new(TapeReader::after_label(
+            self.shared.clone(),
+            name,
+            label,
+        )))
     }
 
     fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<(u64, Vec<u8>)> {
@@ -1201,14 +636,8 @@ impl TapeVault {
                 continue;
             };
             *lock(&self.shared.in_drive) = Some(label.volume.clone());
-            let mut reader = TapeReader {
-                shared: self.shared.clone(),
-                name: label.volume.clone(),
-                part: Some((
-                    PartKind::Label,
-                    PartReader::read_already(&label.volume, PartKind::Label, label.label),
-                )),
-            };
+            let mut reader =
+                TapeReader::after_label(self.shared.clone(), &label.volume, label.label);
             crate::vault::spool_one(&spooled, &label.volume, &mut reader)?;
         }
         Ok(spooled)
@@ -1223,7 +652,7 @@ impl TapeVault {
             .space_filemarks(1)
             .map_err(|e| io_error(drive, "cannot space over the data part", e))?;
         let mut part = PartReader::new(drive, Some(PartKind::Index))?;
-        let index_offset = part.header.as_ref().map_or(0, |h| h.offset);
+        let index_offset = part.header.as_ref().map_or(0, |h| h.offset());
         let mut index = Vec::new();
         part.read_to_end_of_part(drive, &mut index)?;
         Ok(Reached {
@@ -1305,31 +734,4 @@ pub fn open_tape_vault(
         library,
         options.clone(),
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn part_headers_and_trailers_round_trip_and_garbage_is_none() {
-        let header = PartHeader {
-            kind: "index".into(),
-            volume: "tv000012-0123abcd.tar".into(),
-            offset: 4_194_304,
-        };
-        let block = header.encode();
-        assert_eq!(PartHeader::decode(&block), Some(header));
-        assert_eq!(trailer_bytes(&trailer(123_456)), Some(123_456));
-        // Volume bytes (a tar header, zeros, noise) are never taken for framing.
-        let mut tar_header = [0u8; FRAME];
-        tar_header[..9].copy_from_slice(b"label.tvl");
-        for bytes in [&tar_header[..], &[0u8; FRAME][..], &[0xffu8; FRAME][..]] {
-            assert_eq!(PartHeader::decode(bytes), None);
-            assert_eq!(trailer_bytes(bytes), None);
-        }
-        let mut cut = trailer(5);
-        cut[..4].copy_from_slice(b"xxxx");
-        assert_eq!(trailer_bytes(&cut), None);
-    }
 }
