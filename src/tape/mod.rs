@@ -138,6 +138,8 @@ pub struct TapeVault {
     /// rebuild needs only the cartridges and the passphrase.
     meta: DirVault,
     shared: Arc<Shared>,
+    /// The last front-to-back read into a volume's data (ranged reads).
+    cursor: Mutex<Option<Cursor>>,
 }
 
 struct Shared {
@@ -147,8 +149,21 @@ struct Shared {
     loaded_used: Mutex<bool>,
     /// The volume on the cartridge in the drive, as last read or written here.
     in_drive: Mutex<Option<String>>,
+    /// Counts loads and repositionings: a reader left open is still in place only
+    /// while this is unchanged.
+    moves: std::sync::atomic::AtomicU64,
     /// Label and index parts of the last volume reached by ranged reads.
     ranges: Mutex<Option<Reached>>,
+}
+
+/// A volume being read front to back for ranged reads into its data.
+struct Cursor {
+    volume: String,
+    /// Volume bytes read so far.
+    at: u64,
+    /// [`Shared::moves`] when the reader was opened.
+    moves: u64,
+    reader: Box<dyn Read + Send>,
 }
 
 /// The parts of a volume a rebuild asks for, kept between its ranged reads.
@@ -175,8 +190,10 @@ impl TapeVault {
                 options,
                 loaded_used: Mutex::new(false),
                 in_drive: Mutex::new(None),
+                moves: std::sync::atomic::AtomicU64::new(0),
                 ranges: Mutex::new(None),
             }),
+            cursor: Mutex::new(None),
         }
     }
 
@@ -224,6 +241,15 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    fn moves(&self) -> u64 {
+        self.moves.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The tape is about to be loaded or repositioned.
+    fn moving(&self) {
+        self.moves.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Ask for a cartridge: the change command, else a prompt on a terminal, else fail.
     fn ask_for(&self, sequence: u64, volume: &str, what: &str) -> Result<()> {
         match self.request(sequence, volume, what)? {
@@ -298,6 +324,7 @@ impl Shared {
 
     /// Load a cartridge that may be written, check it, rewind it.
     fn prepare_for_write(&self, name: &str, capacity: u64, scratch: &[String]) -> Result<()> {
+        self.moving();
         let mut library = lock(&self.library);
         let sequence = crate::volume::parse_volume_name(name).map_or(0, |(s, _)| s);
         let mut used = lock(&self.loaded_used);
@@ -389,6 +416,7 @@ impl Shared {
     /// Load the cartridge holding `name`, check that it does, and read its label
     /// part: the drive is left just past the label's filemark. Returns the label part.
     fn prepare_for_read(&self, library: &mut dyn Library, name: &str) -> Result<Vec<u8>> {
+        self.moving();
         let sequence = crate::volume::parse_volume_name(name).map_or(0, |(s, _)| s);
         let mut in_drive = lock(&self.in_drive);
         let block_size = self.options.block_size;
@@ -546,6 +574,9 @@ impl Vault for TapeVault {
         }
         let ends = reached.as_ref().expect("just reached");
         let size = ends.index_offset + ends.index.len() as u64;
+        if offset >= size {
+            return Ok((size, Vec::new()));
+        }
         let end = offset.saturating_add(len).min(size);
         let slice = |bytes: &[u8], base: u64| {
             bytes[(offset - base) as usize..(end - base) as usize].to_vec()
@@ -557,15 +588,36 @@ impl Vault for TapeVault {
             return Ok((size, slice(&ends.index, ends.index_offset)));
         }
         drop(reached);
-        // Across the data: read the volume front to back up to the range.
-        let mut reader = self.open(name)?;
-        std::io::copy(&mut (&mut reader).take(offset), &mut std::io::sink())
-            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {name}: {e}")))?;
+        // Across the data: read on from where the last such read stopped when nothing
+        // moved the tape since and the range lies ahead; else from the volume's start.
+        // Blobs asked for in volume order (deep verify, a rebuild's trees) so cost one
+        // pass, not one rewind each.
+        let mut cursor = lock(&self.cursor);
+        let ahead = cursor
+            .as_ref()
+            .is_some_and(|c| c.volume == name && c.at <= offset && c.moves == self.shared.moves());
+        if !ahead {
+            let reader = self.open(name)?;
+            *cursor = Some(Cursor {
+                volume: name.to_string(),
+                at: 0,
+                moves: self.shared.moves(),
+                reader,
+            });
+        }
+        let cursor = cursor.as_mut().expect("set above");
+        let cannot = |e: io::Error| Error::new(ErrorKind::Io, format!("cannot read {name}: {e}"));
+        std::io::copy(
+            &mut (&mut cursor.reader).take(offset - cursor.at),
+            &mut std::io::sink(),
+        )
+        .map_err(cannot)?;
         let mut out = Vec::new();
-        reader
+        (&mut cursor.reader)
             .take(end - offset)
             .read_to_end(&mut out)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {name}: {e}")))?;
+            .map_err(cannot)?;
+        cursor.at = offset + out.len() as u64;
         Ok((size, out))
     }
 
@@ -623,6 +675,7 @@ impl TapeVault {
                 }
                 break;
             }
+            self.shared.moving();
             let label = {
                 let mut library = lock(&self.shared.library);
                 let drive = library.drive()?;

@@ -88,8 +88,10 @@ fn exact(env: &Env, into: &str, extra: &[&str]) {
 
 #[test]
 fn t69_early_warning_inside_a_pack_closes_the_volume_in_the_reserve() {
-    // Early warning 2.5 MiB into 6 MiB cartridges, below the 4 MiB volumes planned.
-    let env = Env::on_tape(r#"{"capacity": 6291456, "early_warning": 3670016}"#);
+    // Early warning 1.25 MiB into 6 MiB cartridges. A volume closed by plan holds at
+    // least 1.5 MiB (4 MiB less one pack of at most 2.5 MiB), so every volume but the
+    // last meets early warning, and the reserve holds the rest of a pack and the index.
+    let env = Env::on_tape(r#"{"capacity": 6291456, "early_warning": 4980736}"#);
     std::fs::write(env.src().join("alpha"), noise(6 << 20, 1)).unwrap();
     std::fs::write(env.src().join("beta"), noise(6 << 20, 2)).unwrap();
     let (code, summary, stderr) = tape_backup(&env, &[]);
@@ -160,7 +162,6 @@ fn t77_t78_a_partial_restore_reads_only_its_cartridges_and_a_lost_one_is_named()
     let (code, _, stderr) = tape_backup(&env, &[]);
     assert_eq!(code, 0, "{stderr}");
     let cartridges = env.cartridges();
-    assert!(cartridges.len() >= 10, "{cartridges:?}");
     let spanned = env.src().join("spanned");
     let (code, plan, _) = run_json(env.tv(&[
         "restore",
@@ -176,8 +177,9 @@ fn t77_t78_a_partial_restore_reads_only_its_cartridges_and_a_lost_one_is_named()
         .iter()
         .map(|v| v["name"].as_str().unwrap().to_string())
         .collect();
+    // 9 MiB over volumes of at least 1.5 MiB: a few of the cartridges, not all.
     assert!(
-        planned.len() >= 2 && planned.len() < cartridges.len() / 2,
+        planned.len() >= 2 && planned.len() <= 7 && cartridges.len() >= 11,
         "{plan}"
     );
     assert!(plan["volumes"]
@@ -647,8 +649,9 @@ fn find_second_label(stream: &[u8]) -> usize {
 
 #[test]
 fn t70_t72_a_cartridge_failing_under_a_volume_is_abandoned_and_the_data_goes_on_the_next() {
-    // T70: tape-0001's early warning is 64 KiB before its end: the pack in flight
-    // cannot finish. T72: tape-0001 answers a write with a medium error.
+    // T70: tape-0001 holds 512 KiB, early warning 64 KiB before its end: the first
+    // pack (at least 512 KiB) cannot finish. T72: tape-0001 answers a write in the
+    // first pack with a medium error.
     for (case, knobs) in [
         ("end of medium", "{}"),
         ("write error", r#"{"write_errors": [["tape-0001", 8]]}"#),
@@ -657,7 +660,7 @@ fn t70_t72_a_cartridge_failing_under_a_volume_is_abandoned_and_the_data_goes_on_
         if case == "end of medium" {
             std::fs::write(
                 env.library().join("tape-0001.cart"),
-                blank_cartridge(3 << 20, (3 << 20) - (64 << 10)),
+                blank_cartridge(512 << 10, 448 << 10),
             )
             .unwrap();
         }
