@@ -81,3 +81,11 @@ pub fn acquire(path: &Path) -> Result<RunLock> {
     let _ = file.flush();
     Ok(RunLock::held(file))
 }
+
+/// An in-process mutex, taken even if a thread panicked while holding it: the state
+/// behind it (a drive's position, a stream's place) is still what the next caller must see.
+pub(crate) fn guard<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -467,6 +467,77 @@ pub struct Member {
     pub size: u64,
 }
 
+/// Where a volume's member headers fall as its bytes go by, in pieces of any size:
+/// where the tape sink cuts a volume into parts, and how the stream reader finds
+/// where a volume ends.
+#[derive(Debug, Default)]
+pub struct MemberWalk {
+    position: u64,
+    next_header: u64,
+    header: Vec<u8>,
+    /// Bytes of the end blocks still to come, once the first began.
+    ending: Option<u64>,
+}
+
+/// What one [`MemberWalk::step`] went over.
+#[derive(Debug)]
+pub enum Walked {
+    /// This many bytes of member data, padding or end blocks.
+    Data(usize),
+    /// This many bytes of a member header, held by the walk until the header is whole;
+    /// then its bytes and the member (`None`: the first end block).
+    Header(usize, Option<(Box<[u8; BLOCK as usize]>, Option<Member>)>),
+}
+
+impl MemberWalk {
+    /// Go over the start of `available`; never over a header's end.
+    pub fn step(&mut self, available: &[u8]) -> Result<Walked> {
+        if let Some(left) = self.ending {
+            if left == 0 && !available.is_empty() {
+                return Err(Error::corrupt("bytes after a volume's end blocks"));
+            }
+            let n = (left as usize).min(available.len());
+            self.ending = Some(left - n as u64);
+            self.position += n as u64;
+            return Ok(Walked::Data(n));
+        }
+        if self.position < self.next_header {
+            let n = available
+                .len()
+                .min((self.next_header - self.position) as usize);
+            self.position += n as u64;
+            return Ok(Walked::Data(n));
+        }
+        let n = available.len().min(BLOCK as usize - self.header.len());
+        self.header.extend_from_slice(&available[..n]);
+        self.position += n as u64;
+        if self.header.len() < BLOCK as usize {
+            return Ok(Walked::Header(n, None));
+        }
+        let block: [u8; BLOCK as usize] = std::mem::take(&mut self.header)
+            .try_into()
+            .expect("one block");
+        if block.iter().all(|b| *b == 0) {
+            // The first of the two end blocks; the second follows.
+            self.ending = Some(BLOCK);
+            return Ok(Walked::Header(n, Some((Box::new(block), None))));
+        }
+        let member = parse_header(&block, self.position - BLOCK)?;
+        self.next_header = member.offset + padded(member.size);
+        Ok(Walked::Header(n, Some((Box::new(block), Some(member)))))
+    }
+
+    /// Bytes gone over.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The end blocks are behind: the volume is whole.
+    pub fn done(&self) -> bool {
+        self.ending == Some(0)
+    }
+}
+
 /// Reads a volume's members in order, refusing anything tapevault does not write.
 pub struct VolumeReader<R: Read> {
     input: R,

@@ -76,7 +76,7 @@ pub struct Global {
         long,
         global = true,
         env = "TAPEVAULT_DRIVE_TIMEOUT",
-        default_value_t = 600,
+        default_value_t = crate::tape::DEFAULT_DRIVE_TIMEOUT_SECONDS,
         value_name = "SECONDS"
     )]
     pub drive_timeout: u64,

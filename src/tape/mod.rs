@@ -21,12 +21,13 @@ mod parts;
 pub mod st;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::lock::guard as lock;
 use crate::vault::{DirVault, Listing, Vault, VolumeSink};
-use crate::volume::{is_volume_name, Label};
+use crate::volume::{is_volume_name, VolumeReader};
 use parts::{read_label_part, PartKind, PartReader, ReadPart, TapeReader, TapeSink};
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// Block size written unless `--block-size` says otherwise.
 pub const DEFAULT_BLOCK_SIZE: usize = 256 << 10;
@@ -96,8 +97,8 @@ pub trait Library: Send {
 pub struct TapeOptions {
     /// Fixed block size; `None`: 256 KiB for writing, the block size found on the tape for reading.
     pub block_size: Option<usize>,
-    /// Run to load a cartridge: `%n` is the volume sequence, `%v` the volume name,
-    /// `%i` the vault id (also in TAPEVAULT_SEQUENCE, TAPEVAULT_VOLUME, TAPEVAULT_VAULT_ID).
+    /// Run to load a cartridge: `%n` is the volume sequence, `%v` the volume name (also
+    /// in TAPEVAULT_SEQUENCE and TAPEVAULT_VOLUME).
     pub change_volume_command: Option<String>,
     /// Write over a cartridge holding a live volume.
     pub overwrite: bool,
@@ -221,24 +222,20 @@ impl TapeVault {
     }
 
     fn scratch(&self) -> Result<Vec<String>> {
-        Ok(self
-            .meta
-            .list()?
-            .sealed
-            .into_iter()
-            .filter_map(|name| name.strip_prefix(SCRATCH_PREFIX).map(str::to_string))
-            .collect())
+        Ok(scratch_in(&self.meta.list()?))
     }
+}
+
+/// The volumes a listing of the labels folder marks scratch.
+fn scratch_in(meta: &Listing) -> Vec<String> {
+    meta.sealed
+        .iter()
+        .filter_map(|name| name.strip_prefix(SCRATCH_PREFIX).map(str::to_string))
+        .collect()
 }
 
 /// A meta object naming a volume whose cartridge may be written over (pruned).
 const SCRATCH_PREFIX: &str = "scratch-";
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 impl Shared {
     fn moves(&self) -> u64 {
@@ -401,7 +398,7 @@ impl Shared {
         if scratch.contains(&found.volume) || self.options.overwrite {
             return Ok(None);
         }
-        let label = Label::decode(&found.label).ok();
+        let label = VolumeReader::new(&found.label[..]).read_label().ok();
         Ok(Some(format!(
             "cartridge in {} holds live volume {}{}: load a blank or scratch cartridge for \
              volume #{sequence}, or give --overwrite to write over it",
@@ -512,10 +509,10 @@ impl Vault for TapeVault {
 
     fn list(&self) -> Result<Listing> {
         let mut listing = self.meta.list()?;
+        let scratch = scratch_in(&listing);
         listing
             .sealed
             .retain(|name| !name.starts_with(SCRATCH_PREFIX));
-        let scratch = self.scratch()?;
         let found = lock(&self.shared.library).inventory()?;
         let Some(found) = found else {
             // A lone drive sees only the cartridge loaded: the catalog knows the rest.

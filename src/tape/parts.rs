@@ -5,7 +5,7 @@
 use super::{io_error, is_enospc, lock, Drive, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::vault::VolumeSink;
-use crate::volume::{parse_header, INDEX_MEMBER, LABEL_MEMBER};
+use crate::volume::{Member, MemberWalk, Walked, INDEX_MEMBER, LABEL_MEMBER};
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
@@ -336,11 +336,8 @@ pub(super) struct TapeSink {
     name: String,
     block_size: usize,
     part: Option<(PartKind, PartWriter)>,
-    /// Volume bytes seen.
-    position: u64,
-    /// Where the next member header starts (`u64::MAX` past the end blocks).
-    next_header: u64,
-    header: Vec<u8>,
+    /// Where the volume's members begin: parts are cut there.
+    walk: MemberWalk,
     past_early_warning: bool,
 }
 
@@ -352,12 +349,10 @@ impl TapeSink {
             name: name.to_string(),
             block_size,
             part: None,
-            position: 0,
-            next_header: 0,
-            header: Vec::new(),
+            walk: MemberWalk::default(),
             past_early_warning: false,
         };
-        sink.start_part(PartKind::Label)?;
+        sink.start_part(PartKind::Label, 0)?;
         Ok(sink)
     }
 
@@ -397,11 +392,12 @@ impl TapeSink {
         result
     }
 
-    fn start_part(&mut self, kind: PartKind) -> Result<()> {
+    /// Start a part that begins at volume byte `offset`.
+    fn start_part(&mut self, kind: PartKind, offset: u64) -> Result<()> {
         let header = PartHeader {
             kind: kind.name().into(),
             volume: self.name.clone(),
-            offset: self.position,
+            offset,
         };
         let mut block = Vec::with_capacity(self.block_size);
         block.extend_from_slice(&header.encode());
@@ -442,16 +438,12 @@ impl TapeSink {
         Ok(())
     }
 
-    /// A member header is complete: start the part it belongs to.
-    fn member_starts(&mut self) -> Result<()> {
-        let block: [u8; FRAME] = self.header[..].try_into().expect("one header");
-        let at = self.position - FRAME as u64;
-        if block.iter().all(|b| *b == 0) {
-            // The end blocks: the rest belongs to the index part.
-            self.next_header = u64::MAX;
+    /// The header of `member` (at volume byte `at`) is whole: start the part it
+    /// belongs to. The end blocks (`None`) stay in the index part.
+    fn member_starts(&mut self, member: Option<&Member>, at: u64) -> Result<()> {
+        let Some(member) = member else {
             return Ok(());
-        }
-        let member = parse_header(&block, at)?;
+        };
         let current = self.part.as_ref().map(|(kind, _)| *kind);
         let wanted = if member.name == INDEX_MEMBER {
             Some(PartKind::Index)
@@ -461,18 +453,14 @@ impl TapeSink {
             None
         };
         if let Some(kind) = wanted.filter(|kind| Some(*kind) != current) {
-            // The header is already counted in `position`; the part starts before it.
-            self.position = at;
             self.end_part()?;
             if kind == PartKind::Index && current == Some(PartKind::Label) {
                 // A volume without packs still has its (empty) data part.
-                self.start_part(PartKind::Data)?;
+                self.start_part(PartKind::Data, at)?;
                 self.end_part()?;
             }
-            self.start_part(kind)?;
-            self.position = at + FRAME as u64;
+            self.start_part(kind, at)?;
         }
-        self.next_header = member.offset + member.size.div_ceil(512) * 512;
         Ok(())
     }
 }
@@ -483,21 +471,19 @@ impl Write for TapeSink {
         // The error travels whole, so a medium failure keeps its kind.
         let to_io = io::Error::other;
         while !rest.is_empty() {
-            if self.position < self.next_header {
-                let n = rest.len().min((self.next_header - self.position) as usize);
-                self.put(&rest[..n]).map_err(to_io)?;
-                self.position += n as u64;
-                rest = &rest[n..];
-                continue;
-            }
-            let n = rest.len().min(FRAME - self.header.len());
-            self.header.extend_from_slice(&rest[..n]);
-            self.position += n as u64;
+            let (n, header) = match self.walk.step(rest).map_err(to_io)? {
+                Walked::Data(n) => {
+                    self.put(&rest[..n]).map_err(to_io)?;
+                    (n, None)
+                }
+                Walked::Header(n, whole) => (n, whole),
+            };
             rest = &rest[n..];
-            if self.header.len() == FRAME {
-                self.member_starts().map_err(to_io)?;
-                let header = std::mem::take(&mut self.header);
-                self.put(&header).map_err(to_io)?;
+            // A header is written once whole, into the part it starts.
+            if let Some((block, member)) = header {
+                let at = self.walk.position() - block.len() as u64;
+                self.member_starts(member.as_ref(), at).map_err(to_io)?;
+                self.put(&block[..]).map_err(to_io)?;
             }
         }
         Ok(data.len())

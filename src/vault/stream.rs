@@ -11,7 +11,8 @@
 
 use super::{DirVault, Listing, Vault, VolumeSink};
 use crate::error::{Error, ErrorKind, Result};
-use crate::volume::{is_volume_name, parse_header, volume_name, Label};
+use crate::lock::guard;
+use crate::volume::{is_volume_name, parse_header, volume_name, Label, MemberWalk, Walked};
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -64,13 +65,6 @@ impl StreamVault {
             })),
         }
     }
-
-    /// The stream vault reading volumes from `source` instead of stdin (tests).
-    pub fn reading(meta_dir: &Path, source: Box<dyn Read + Send>) -> StreamVault {
-        let vault = StreamVault::new(meta_dir);
-        vault.input.lock().expect("new").source = source;
-        vault
-    }
 }
 
 struct StreamInput {
@@ -83,15 +77,9 @@ struct StreamInput {
     last: Option<String>,
 }
 
-/// Where one volume's members are, as its bytes go by.
+/// Walks a volume's member headers to find where it ends.
 #[derive(Default)]
-struct Walk {
-    position: u64,
-    next_header: u64,
-    header: Vec<u8>,
-    /// Bytes left once the first end block began (`None` before it).
-    ending: Option<u64>,
-}
+struct Walk(MemberWalk);
 
 impl Walk {
     /// A walk that has gone over `head`, the volume's first bytes.
@@ -106,39 +94,13 @@ impl Walk {
 
     /// Bytes of the volume to take from `available` before looking again.
     fn step(&mut self, available: &[u8]) -> Result<usize> {
-        if let Some(left) = self.ending {
-            let n = (left as usize).min(available.len());
-            self.ending = Some(left - n as u64);
-            self.position += n as u64;
-            return Ok(n);
-        }
-        if self.position < self.next_header {
-            let n = available
-                .len()
-                .min((self.next_header - self.position) as usize);
-            self.position += n as u64;
-            return Ok(n);
-        }
-        let n = available.len().min(BLOCK - self.header.len());
-        self.header.extend_from_slice(&available[..n]);
-        self.position += n as u64;
-        if self.header.len() == BLOCK {
-            let block: [u8; BLOCK] = std::mem::take(&mut self.header)
-                .try_into()
-                .expect("one block");
-            if block.iter().all(|b| *b == 0) {
-                // The first of the two end blocks.
-                self.ending = Some(BLOCK as u64);
-            } else {
-                let member = parse_header(&block, self.position - BLOCK as u64)?;
-                self.next_header = member.offset + member.size.div_ceil(512) * 512;
-            }
-        }
-        Ok(n)
+        Ok(match self.0.step(available)? {
+            Walked::Data(n) | Walked::Header(n, _) => n,
+        })
     }
 
     fn done(&self) -> bool {
-        self.ending == Some(0)
+        self.0.done()
     }
 }
 
@@ -251,7 +213,7 @@ impl Read for StreamReader {
             self.head_at += n;
             return Ok(n);
         }
-        let mut input = self.input.lock().unwrap_or_else(|p| p.into_inner());
+        let mut input = guard(&self.input);
         input
             .advance(out)
             .map_err(|e| io::Error::other(e.to_string()))
@@ -268,14 +230,14 @@ struct StreamOut;
 impl Write for StreamOut {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         match STREAM_OUT.get() {
-            Some(out) => out.lock().unwrap_or_else(|p| p.into_inner()).write(data),
+            Some(out) => guard(out).write(data),
             None => io::stdout().write(data),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match STREAM_OUT.get() {
-            Some(out) => out.lock().unwrap_or_else(|p| p.into_inner()).flush(),
+            Some(out) => guard(out).flush(),
             None => io::stdout().flush(),
         }
     }
@@ -326,7 +288,7 @@ impl Vault for StreamVault {
         if !is_volume_name(name) {
             return self.meta.open(name);
         }
-        let mut input = self.input.lock().unwrap_or_else(|p| p.into_inner());
+        let mut input = guard(&self.input);
         input.finish_current()?;
         let wanted = crate::volume::parse_volume_name(name).map_or(0, |(s, _)| s);
         while let Some((found, head)) = input.next_volume()? {
@@ -390,7 +352,7 @@ impl Vault for StreamVault {
         let spooled = DirVault::new("-", &folder.to_string_lossy());
         loop {
             let (name, head) = {
-                let mut input = self.input.lock().unwrap_or_else(|p| p.into_inner());
+                let mut input = guard(&self.input);
                 let Some((name, head)) = input.next_volume()? else {
                     break;
                 };

@@ -22,6 +22,21 @@ fn blank_cartridge(capacity: u64, early_warning_at: u64) -> Vec<u8> {
     blank
 }
 
+/// A change command that loads cartridge `cNNNN` for sequence NNNN, making it from a
+/// blank the first time.
+fn changer_by_sequence(env: &Env) -> String {
+    std::fs::write(
+        env.library().join("blank.cart"),
+        blank_cartridge(64 << 20, 60 << 20),
+    )
+    .unwrap();
+    format!(
+        "n=$(printf %04d %n); [ -f {lib}/c$n.cart ] || cp {lib}/blank.cart {lib}/c$n.cart; \
+         echo c$n > {lib}/drive",
+        lib = env.library().display()
+    )
+}
+
 /// The records of a cartridge: (tag, start of record, end of record).
 fn records(bytes: &[u8]) -> Vec<(u8, usize, usize)> {
     let mut out = Vec::new();
@@ -318,16 +333,7 @@ fn t76_live_protected_and_wrong_cartridges_and_cron_without_a_changer() {
     assert!(stderr.contains("--change-volume-command"), "{stderr}");
 
     // The change command loads cartridges by the sequence it is given.
-    let script = format!(
-        "n=$(printf %04d %n); [ -f {lib}/c$n.cart ] || cp {lib}/blank.cart {lib}/c$n.cart; \
-         echo c$n > {lib}/drive",
-        lib = cron.library().display()
-    );
-    std::fs::write(
-        cron.library().join("blank.cart"),
-        blank_cartridge(64 << 20, 60 << 20),
-    )
-    .unwrap();
+    let script = changer_by_sequence(&cron);
     std::fs::write(cron.src().join("b"), noise(5 << 20, 43)).unwrap();
     let (code, _, stderr) = tape_backup(&cron, &["--change-volume-command", &script]);
     assert_eq!(code, 0, "{stderr}");
@@ -757,16 +763,7 @@ fn t80_a_drive_becoming_ready_is_waited_for_up_to_the_timeout() {
 #[test]
 fn a_lone_drive_rebuilds_the_catalog_from_each_cartridge_the_changer_loads() {
     let env = Env::on_tape(r#"{"autoload": false}"#);
-    let load = format!(
-        "n=$(printf %04d %n); [ -f {lib}/c$n.cart ] || cp {lib}/blank.cart {lib}/c$n.cart; \
-         echo c$n > {lib}/drive",
-        lib = env.library().display()
-    );
-    std::fs::write(
-        env.library().join("blank.cart"),
-        blank_cartridge(64 << 20, 60 << 20),
-    )
-    .unwrap();
+    let load = changer_by_sequence(&env);
     std::fs::write(env.src().join("a"), noise(7 << 20, 95)).unwrap();
     let (code, _, stderr) = tape_backup(&env, &["--change-volume-command", &load]);
     assert_eq!(code, 0, "{stderr}");
