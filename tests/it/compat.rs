@@ -42,9 +42,14 @@ fn golden(name: &str) -> (Env, std::path::PathBuf) {
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/vaults")
         .join(name);
-    let env = Env::uninitialised();
-    for part in ["vault", "catalog"] {
-        copy_dir(&fixture.join(part), &env.path(part));
+    let mut env = Env::uninitialised();
+    for part in ["vault", "library", "catalog"] {
+        if fixture.join(part).exists() {
+            copy_dir(&fixture.join(part), &env.path(part));
+        }
+    }
+    if fixture.join("library").exists() {
+        env.vault = format!("tape:{}", env.library().display());
     }
     std::fs::copy(fixture.join("passphrase"), env.path("pass")).unwrap();
     (env, fixture)
@@ -69,6 +74,28 @@ fn restore_golden(env: &Env, fixture: &std::path::Path, into: &str, extra: &[&st
 fn golden_vault_v1_small_restores_exactly_forever() {
     let (env, fixture) = golden("v1-small");
     assert_eq!(restore_golden(&env, &fixture, "out", &[]), 0);
+}
+
+/// A volume on an emulated cartridge (4 KiB blocks) as written on 2026-11-29: the
+/// part headers, trailers and filemarks of FORMAT.md, read in place and rebuilt from
+/// by spacing to the label and index parts, forever.
+#[test]
+fn golden_tape_v1_restores_and_rebuilds_forever() {
+    let (env, fixture) = golden("v1-tape");
+    assert_eq!(restore_golden(&env, &fixture, "out", &[]), 0);
+    let (code, summary, stderr) = rebuild_into(&env, "rebuilt");
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(summary["snapshots"], 1, "{summary}");
+    let rebuilt = env.path("rebuilt");
+    assert_eq!(
+        restore_golden(
+            &env,
+            &fixture,
+            "again",
+            &["--catalog", rebuilt.to_str().unwrap()]
+        ),
+        0
+    );
 }
 
 /// Parity members, the label's parity field, volume sets in the index and a forget

@@ -492,12 +492,16 @@ pub fn at_time(env: &Env, when: &str, args: &[&str]) -> (i32, String) {
     )
 }
 
-/// A plain copy of a folder's files, as `cp -r` to a second disk would make.
+/// A plain copy of a folder, as `cp -r` to a second disk would make.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
     }
 }
 
