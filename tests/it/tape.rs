@@ -792,3 +792,27 @@ fn a_lone_drive_rebuilds_the_catalog_from_each_cartridge_the_changer_loads() {
     );
     exact(&env, "out", &["--change-volume-command", &only_existing]);
 }
+
+#[test]
+fn bad_tape_and_stream_options_are_one_line_usage_errors() {
+    let env = Env::on_tape("{}");
+    let src = env.src();
+    let src = src.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["backup", src, "--block-size", "3K"],
+            "multiple of 512 bytes from 4K to 4M",
+        ),
+        (
+            vec!["backup", src, "--vault", "-", "--verify-after-write"],
+            "cannot read back a stream",
+        ),
+    ] {
+        let out = env.tv(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    assert!(env.cartridges().is_empty(), "nothing was written");
+}
