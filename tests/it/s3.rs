@@ -115,6 +115,9 @@ fn serve(
     seen.lock().unwrap().push(first.clone());
     let action = rule(&first, index);
     if let Action::Answer(status, code) = action {
+        // Take the whole request first: an answer sent while the client is still
+        // writing its body reaches it as a reset connection, which it rightly retries.
+        std::io::copy(&mut (&mut client).take(length as u64), &mut std::io::sink())?;
         let body = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>"
         );
