@@ -232,7 +232,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__backup)
-            opts="-q -v -h --volume-size --media --parity --storage-class --verify-after-write --overwrite --new-set --compression-level --exclude --tag --cross-file-systems --threads --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
+            opts="-q -v -h --volume-size --media --parity --storage-class --object-lock-days --object-lock-mode --verify-after-write --overwrite --new-set --compression-level --exclude --tag --cross-file-systems --threads --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -252,6 +252,14 @@ _tapevault() {
                     ;;
                 --storage-class)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object-lock-days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object-lock-mode)
+                    COMPREPLY=($(compgen -W "governance compliance" -- "${cur}"))
                     return 0
                     ;;
                 --compression-level)
@@ -456,7 +464,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__consolidate)
-            opts="-q -v -h --max-volumes --max-bytes --max-live --volume-size --dry-run --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
+            opts="-q -v -h --max-volumes --max-bytes --max-live --volume-size --dry-run --storage-class --object-lock-days --object-lock-mode --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -476,6 +484,18 @@ _tapevault() {
                     ;;
                 --volume-size)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --storage-class)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object-lock-days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object-lock-mode)
+                    COMPREPLY=($(compgen -W "governance compliance" -- "${cur}"))
                     return 0
                     ;;
                 --vault)
@@ -522,7 +542,7 @@ _tapevault() {
             return 0
             ;;
         tapevault__subcmd__copy)
-            opts="-q -v -h --from --to --storage-class --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
+            opts="-q -v -h --from --to --storage-class --object-lock-days --object-lock-mode --vault --catalog --passphrase-file --profile --config --metrics-file --block-size --change-volume-command --drive-timeout --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -538,6 +558,14 @@ _tapevault() {
                     ;;
                 --storage-class)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object-lock-days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object-lock-mode)
+                    COMPREPLY=($(compgen -W "governance compliance" -- "${cur}"))
                     return 0
                     ;;
                 --vault)

@@ -65,6 +65,19 @@ pub struct PrunedVolume {
     pub bytes: u64,
 }
 
+/// A reclaimable volume the vault does not let us delete yet.
+#[derive(Debug, Serialize)]
+pub struct LockedVolume {
+    /// Sequence number.
+    pub sequence: u64,
+    /// Object name.
+    pub name: String,
+    /// Bytes it holds.
+    pub bytes: u64,
+    /// What holds it, and until when.
+    pub lock: String,
+}
+
 /// What a prune record holds.
 #[derive(Debug, Serialize, Deserialize)]
 struct PruneRecord {
@@ -83,6 +96,9 @@ pub struct PruneReport {
     pub bytes_freed: u64,
     /// Volumes kept because a kept snapshot needs them.
     pub volumes_kept: usize,
+    /// Volumes no kept snapshot needs that may not be deleted yet (S3 object lock):
+    /// kept, and deleted by a prune after their lock ends.
+    pub locked: Vec<LockedVolume>,
     /// Records in the vault that could not be read (ignored, never trusted).
     pub warnings: Vec<String>,
 }
@@ -229,7 +245,21 @@ pub fn prune(
         name: v.name.clone(),
         bytes: v.bytes,
     };
-    let planned: Vec<PrunedVolume> = free.iter().map(as_pruned).collect();
+    // A locked volume is never planned: the record would promise a deletion that
+    // cannot happen, and the catalog would stop deduplicating against live data.
+    let mut planned = Vec::new();
+    let mut locked = Vec::new();
+    for volume in &free {
+        match vault.deletion_lock(&volume.name)? {
+            Some(lock) => locked.push(LockedVolume {
+                sequence: volume.sequence,
+                name: volume.name.clone(),
+                bytes: volume.bytes,
+                lock,
+            }),
+            None => planned.push(as_pruned(volume)),
+        }
+    }
     let mut volumes: Vec<PrunedVolume> = unfinished.iter().map(as_pruned).collect();
     volumes.extend(planned.iter().cloned());
     if !dry_run {
@@ -260,6 +290,7 @@ pub fn prune(
         bytes_freed: volumes.iter().map(|v| v.bytes).sum(),
         volumes,
         volumes_kept,
+        locked,
         warnings,
     })
 }

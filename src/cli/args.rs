@@ -151,7 +151,9 @@ pub enum Command {
     /// completes none. The plan is written to the vault and the catalog before any volume
     /// is deleted, so a prune stopped at any point is finished by the next one, and a
     /// rebuilt catalog knows the deleted volumes were removed on purpose. --dry-run lists
-    /// them and the space they hold.
+    /// them and the space they hold. A volume under S3 object lock (backup
+    /// --object-lock-days, or the bucket's default retention) is kept and named with the
+    /// date its lock ends; a prune after that date deletes it.
     Prune(PruneArgs),
     /// Copy the still-used blobs out of mostly-unused volumes, so prune can delete them
     ///
@@ -268,12 +270,8 @@ pub struct BackupArgs {
     /// [default: 0 for dir: vaults, which belong on redundant disks]
     #[arg(long, value_name = "PERCENT")]
     pub parity: Option<u8>,
-    /// S3 storage class of the new volumes (STANDARD_IA, GLACIER_IR, GLACIER, DEEP_ARCHIVE,
-    /// ...). Volumes in GLACIER or DEEP_ARCHIVE must be rehydrated (S3 RestoreObject)
-    /// before a restore can read them; restore names each one it needs [default: the
-    /// bucket's]
-    #[arg(long, value_name = "CLASS")]
-    pub storage_class: Option<String>,
+    #[command(flatten)]
+    pub s3: S3WriteArgs,
     /// Read each volume back as soon as it is sealed and compare its BLAKE3 with what was
     /// written. A volume that differs (a drive or cartridge writing wrong) is recorded
     /// damaged and never trusted, and its data is written again to the next volume in
@@ -426,6 +424,8 @@ pub struct ConsolidateArgs {
     /// List the volumes that would be rewritten and what would be copied; change nothing
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub s3: S3WriteArgs,
 }
 
 /// `prune`.
@@ -505,9 +505,53 @@ pub struct CopyArgs {
     /// The vault to copy to: empty (it becomes a copy of this vault) or a copy already
     #[arg(long, value_name = "VAULT")]
     pub to: String,
-    /// S3 storage class of the copies (see backup --storage-class)
+    #[command(flatten)]
+    pub s3: S3WriteArgs,
+}
+
+/// How the volumes a run writes are stored in an s3:// vault.
+#[derive(Debug, Args)]
+pub struct S3WriteArgs {
+    /// S3 storage class of the new volumes (STANDARD_IA, GLACIER_IR, GLACIER, DEEP_ARCHIVE,
+    /// ...). Volumes in GLACIER or DEEP_ARCHIVE must be rehydrated (S3 RestoreObject)
+    /// before a restore can read them; restore names each one it needs [default: the
+    /// bucket's]
     #[arg(long, value_name = "CLASS")]
     pub storage_class: Option<String>,
+    /// Lock each new volume against deletion and overwrite for DAYS after it is sealed
+    /// (S3 Object Lock: ransomware or a stolen key cannot erase it). The bucket must have
+    /// been created with object lock enabled, or the run stops before writing. prune
+    /// keeps a locked volume, names it with its date, and deletes it after that date
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub object_lock_days: Option<u32>,
+    /// Who may lift the lock early: governance (only users allowed
+    /// s3:BypassGovernanceRetention; tapevault never does) or compliance (nobody, not even
+    /// the account's root user, until the date) [default: governance]
+    #[arg(long, value_enum, value_name = "MODE", requires = "object_lock_days")]
+    pub object_lock_mode: Option<ObjectLockMode>,
+}
+
+impl S3WriteArgs {
+    /// The object lock asked for, if any.
+    pub fn object_lock(&self) -> Option<crate::vault::ObjectLock> {
+        use crate::vault::RetentionMode;
+        Some(crate::vault::ObjectLock {
+            days: self.object_lock_days?,
+            mode: match self.object_lock_mode {
+                Some(ObjectLockMode::Compliance) => RetentionMode::Compliance,
+                Some(ObjectLockMode::Governance) | None => RetentionMode::Governance,
+            },
+        })
+    }
+}
+
+/// `--object-lock-mode`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ObjectLockMode {
+    /// Deletable early by users allowed to bypass governance retention
+    Governance,
+    /// Deletable by nobody until the date
+    Compliance,
 }
 
 /// `drill`.

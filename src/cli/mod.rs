@@ -233,7 +233,8 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
                 vault::stream::claim_stdout()?;
             }
             let mut run = ctx.for_writing_with(&vault::VaultOptions {
-                storage_class: args.storage_class.clone(),
+                storage_class: args.s3.storage_class.clone(),
+                object_lock: args.s3.object_lock(),
                 tape: crate::tape::TapeOptions {
                     overwrite: args.overwrite,
                     ..ctx.options.tape.clone()
@@ -454,7 +455,11 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
                 volume_size,
                 dry_run: args.dry_run,
             };
-            let mut run = ctx.for_writing()?;
+            let mut run = ctx.for_writing_with(&vault::VaultOptions {
+                storage_class: args.s3.storage_class.clone(),
+                object_lock: args.s3.object_lock(),
+                ..ctx.options.clone()
+            })?;
             let report = crate::prune::consolidate(
                 run.vault.as_ref(),
                 &mut run.catalog,
@@ -476,7 +481,8 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
             let from = ctx.vault()?;
             // A copy starts an empty destination, as init starts a vault.
             let to_options = vault::VaultOptions {
-                storage_class: args.storage_class,
+                storage_class: args.s3.storage_class.clone(),
+                object_lock: args.s3.object_lock(),
                 tape: ctx.options.tape.clone(),
                 ..vault::VaultOptions::default()
             };

@@ -534,6 +534,15 @@ impl Output {
                 bytes(v.bytes)
             );
         }
+        for v in &report.locked {
+            println!(
+                "kept {} (#{}, {}): no snapshot needs it, but it is {}; prune again after that",
+                v.name,
+                v.sequence,
+                bytes(v.bytes),
+                v.lock
+            );
+        }
         println!(
             "{} {} in {} volumes; {} volumes kept{}",
             if report.dry_run {
@@ -543,7 +552,7 @@ impl Output {
             },
             bytes(report.bytes_freed),
             report.volumes.len(),
-            report.volumes_kept,
+            report.volumes_kept + report.locked.len(),
             dry_run_note(report.dry_run)
         );
     }

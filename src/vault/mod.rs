@@ -14,7 +14,7 @@ mod s3;
 pub mod stream;
 
 pub use dir::{create_dir_vault, sync_dir, DirVault};
-pub use s3::{S3Config, S3Vault};
+pub use s3::{ObjectLock, RetentionMode, S3Config, S3Vault};
 pub use stream::StreamVault;
 
 use crate::error::{Error, Result};
@@ -66,6 +66,11 @@ pub trait Vault: Send {
             self.location()
         )))
     }
+    /// Why `name` may not be deleted now, if it may not: an S3 object lock and its
+    /// date. Prune keeps such volumes; an error is never read as "unlocked".
+    fn deletion_lock(&self, _name: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
     /// Where a volume is, for an operator: its name and vault, or its cartridge.
     fn describe_volume(&self, name: &str) -> String {
         format!("volume {name} in {}", self.location())
@@ -116,6 +121,8 @@ fn refuse_empty(vault: &dyn Vault) -> Result<()> {
 pub struct VaultOptions {
     /// S3 storage class of new volumes (`STANDARD_IA`, `GLACIER`, `DEEP_ARCHIVE`, ...).
     pub storage_class: Option<String>,
+    /// S3 Object Lock retention for new volumes.
+    pub object_lock: Option<ObjectLock>,
     /// S3 endpoint, region and credentials; the standard AWS environment when `None`.
     pub s3: Option<S3Config>,
     /// Block size, change command and overwrite permission of tape vaults.
@@ -132,10 +139,15 @@ pub fn open_vault(address: &str) -> Result<Box<dyn Vault>> {
 
 /// [`open_vault`], with options for the objects this run writes.
 pub fn open_vault_with(address: &str, options: &VaultOptions) -> Result<Box<dyn Vault>> {
-    if options.storage_class.is_some() && !address.starts_with("s3://") {
-        return Err(Error::usage(format!(
-            "--storage-class applies to s3:// vaults only, not {address}"
-        )));
+    for (option, given) in [
+        ("--storage-class", options.storage_class.is_some()),
+        ("--object-lock-days", options.object_lock.is_some()),
+    ] {
+        if given && !address.starts_with("s3://") {
+            return Err(Error::usage(format!(
+                "{option} applies to s3:// vaults only, not {address}"
+            )));
+        }
     }
     if let Some(path) = address.strip_prefix("dir:") {
         if path.is_empty() {

@@ -2,7 +2,10 @@
 //! through a fault proxy in front of it for the failures object storage has:
 //! dropped connections, throttling, server errors, revoked credentials, short reads.
 
-use crate::util::{assert_same_tree, new_bucket, noise, rebuild_into, run_json, s3_endpoint, Env};
+use crate::util::{
+    assert_same_tree, at_time, new_bucket, new_locked_bucket, noise, rebuild_into, run_json,
+    s3_endpoint, s3_request, Env, CHEAP_INIT,
+};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -182,16 +185,11 @@ fn fill_source(env: &Env) {
 
 /// The in-progress multipart uploads of a bucket (`s3://NAME`), asked of the server directly.
 fn open_uploads(bucket: &str) -> usize {
-    let name = bucket.trim_start_matches("s3://");
-    let host = s3_endpoint().trim_start_matches("http://");
-    let mut stream = TcpStream::connect(host).unwrap();
-    write!(
-        stream,
-        "GET /{name}?uploads HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    let answer = s3_request(
+        "GET",
+        &format!("/{}?uploads", bucket.trim_start_matches("s3://")),
+        "",
+    );
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     answer.matches("<Upload>").count()
 }
@@ -427,8 +425,13 @@ fn an_upload_killed_midway_leaves_no_visible_volume_and_the_next_run_completes()
 
 /// The sealed objects of an env's S3 vault, listed through the library.
 fn tapevault_objects(env: &Env) -> Vec<String> {
+    objects_in(&env.vault)
+}
+
+/// The sealed objects of the S3 vault at `address`.
+fn objects_in(address: &str) -> Vec<String> {
     let vault =
-        tapevault::vault::open_vault_with(&env.vault, &crate::vaults::test_s3_options()).unwrap();
+        tapevault::vault::open_vault_with(address, &crate::vaults::test_s3_options()).unwrap();
     vault.list().unwrap().sealed
 }
 
@@ -812,4 +815,161 @@ fn copies_take_the_storage_class_asked_for() {
     let (code, report, _) = env.restore("out", &["--copy-vault", &bucket]);
     assert_eq!(code, 4, "{report}");
     assert!(report.to_string().contains("rehydrate"), "{report}");
+}
+
+/// The object lock headers S3 answers a HEAD of `name` in `vault` with, lowercased.
+fn lock_headers(vault: &str, name: &str) -> Vec<String> {
+    let path = vault.trim_start_matches("s3:/");
+    let answer = s3_request("HEAD", &format!("{path}/{name}"), "");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer
+        .lines()
+        .map(str::to_ascii_lowercase)
+        .filter(|line| line.starts_with("x-amz-object-lock"))
+        .collect()
+}
+
+#[test]
+fn object_lock_keeps_locked_volumes_through_prune_until_their_date() {
+    // A bucket that cannot lock: refused before anything is written.
+    let plain = Env::on_s3();
+    fill_source(&plain);
+    let before = tapevault_objects(&plain);
+    let src = plain.src();
+    let backup = |env: &Env, extra: &[&str]| {
+        let mut args = vec!["backup", src.to_str().unwrap(), "--volume-size", "4M"];
+        args.extend_from_slice(extra);
+        env.tv(&args).output().unwrap()
+    };
+    let refused = backup(&plain, &["--object-lock-days", "3"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("has no object lock"), "{err}");
+    assert_eq!(tapevault_objects(&plain), before);
+    let on_dir = Env::new();
+    let refused = backup(&on_dir, &["--object-lock-days", "3"]);
+    assert_eq!(refused.status.code(), Some(2));
+
+    // A locked bucket: the first run's volumes locked for 3 days, the second's not.
+    let mut env = Env::uninitialised();
+    env.vault = format!("{}/site1", new_locked_bucket());
+    env.tv(&CHEAP_INIT).assert().success();
+    std::fs::write(env.src().join("a"), noise(7 << 20, 1)).unwrap();
+    // A retention the store refuses: that volume is not kept, and the run says why.
+    let refusing = FaultProxy::start(|line, _| {
+        if line.contains("?retention") {
+            Action::Answer(403, "AccessDenied")
+        } else {
+            Action::Forward
+        }
+    });
+    let locked_src = env.src();
+    let (code, _, err) = run_json(refusing.route(env.tv(&[
+        "backup",
+        locked_src.to_str().unwrap(),
+        "--object-lock-days",
+        "3",
+        "--json",
+    ])));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("access denied") && err.contains("cannot set the object lock of tv0"),
+        "{err}"
+    );
+    assert_eq!(volume_count(&env), 0);
+    assert!(
+        tapevault_objects(&env)
+            .iter()
+            .all(|n| !n.starts_with("tv0")),
+        "{:?}",
+        tapevault_objects(&env)
+    );
+    let first = env.backup(&[
+        "--object-lock-days",
+        "3",
+        "--object-lock-mode",
+        "compliance",
+    ]);
+    let locked: Vec<String> = first["volumes_written"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert!(locked.len() >= 2, "{first}");
+    for name in &locked {
+        let headers = lock_headers(&env.vault, name);
+        assert!(
+            headers.contains(&"x-amz-object-lock-mode: compliance".to_string()),
+            "{name}: {headers:?}"
+        );
+        assert!(
+            headers
+                .iter()
+                .any(|h| h.starts_with("x-amz-object-lock-retain-until-date: 20")),
+            "{headers:?}"
+        );
+    }
+    std::fs::remove_file(env.src().join("a")).unwrap();
+    std::fs::write(env.src().join("b"), noise(3 << 20, 2)).unwrap();
+    env.backup(&[]);
+    env.tv(&["forget", "--keep-last", "1"]).assert().success();
+
+    // Prune deletes nothing locked, names each locked volume with its date, exit 0.
+    let (code, report, err) = run_json(env.tv(&["prune", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let kept: Vec<&str> = report["locked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept, locked.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(report["locked"][0]["lock"]
+        .as_str()
+        .unwrap()
+        .contains("COMPLIANCE) until 20"));
+    assert!(report["volumes"].as_array().unwrap().is_empty(), "{report}");
+    let stored = tapevault_objects(&env);
+    assert!(
+        locked.iter().all(|name| stored.contains(name)),
+        "{stored:?}"
+    );
+    let out = env.tv(&["prune"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("kept {}", locked[0])) && text.contains("prune again after"),
+        "{text}"
+    );
+    let (code, _, landed) = env.restore("out", &[]);
+    assert_eq!(code, 0);
+    assert_same_tree(&env.src(), &landed);
+
+    // Four days on, the locks have ended and the same prune deletes them.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(4 * 24 * 3600);
+    let later = humantime::format_rfc3339_seconds(later).to_string();
+    let when = later.trim_end_matches('Z').replace('T', " ");
+    let (code, err) = at_time(&env, &when, &["prune"]);
+    assert_eq!(code, 0, "{err}");
+    let stored = tapevault_objects(&env);
+    assert!(
+        locked.iter().all(|name| !stored.contains(name)),
+        "{stored:?}"
+    );
+    let (code, _, landed) = env.restore("again", &[]);
+    assert_eq!(code, 0);
+    assert_same_tree(&env.src(), &landed);
+
+    // A copy takes the lock asked for.
+    let offsite = format!("{}/offsite", new_locked_bucket());
+    env.tv(&["copy", "--to", &offsite, "--object-lock-days", "1"])
+        .assert()
+        .success();
+    let copied = objects_in(&offsite);
+    let volume = copied.iter().find(|n| n.ends_with(".tar")).unwrap();
+    assert!(
+        lock_headers(&offsite, volume).contains(&"x-amz-object-lock-mode: governance".to_string())
+    );
 }

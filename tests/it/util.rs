@@ -564,27 +564,45 @@ pub fn s3_credentials(cmd: &mut std::process::Command) {
 
 /// A new, empty bucket on the test server; returns `s3://NAME`.
 pub fn new_bucket() -> String {
-    use std::io::{Read, Write};
+    create_bucket("")
+}
+
+/// A new bucket created with S3 Object Lock enabled (and so versioning).
+pub fn new_locked_bucket() -> String {
+    create_bucket("x-amz-bucket-object-lock-enabled: true\r\n")
+}
+
+const ANY_SIGNATURE: &str = "Authorization: AWS4-HMAC-SHA256 Credential=tapevault-test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
+
+fn create_bucket(headers: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let endpoint = s3_endpoint();
     let name = format!(
         "tv-{}-{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    let host = endpoint.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        stream,
-        "PUT /{name} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    let answer = s3_request("PUT", &format!("/{name}"), headers);
     assert!(
         answer.starts_with("HTTP/1.1 200"),
         "create bucket: {answer}"
     );
     format!("s3://{name}")
+}
+
+/// One request to the test server (`path` from the bucket on, `headers` each ending in
+/// CRLF); returns the whole answer, headers and body. Its signature is a dummy: the
+/// server checks none, but answers requests without one as anonymous (403 on objects).
+pub fn s3_request(method: &str, path: &str, headers: &str) -> String {
+    use std::io::{Read, Write};
+    let host = s3_endpoint().trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{ANY_SIGNATURE}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
 }
