@@ -450,7 +450,7 @@ pub fn consolidate(
                     |id, loc, plain| {
                         if failed.is_none() {
                             copied += u64::from(loc.sealed_len);
-                            failed = store(loc.kind, *id, plain).err();
+                            failed = store(loc.kind, *id, &plain).err();
                         }
                     },
                 )?;

@@ -752,7 +752,7 @@ pub fn load_tree(
             per_pack,
             &mut findings,
             |id, _, plain| {
-                chunks.insert(*id, plain.to_vec());
+                chunks.insert(*id, plain);
             },
         )?;
     }

@@ -130,6 +130,112 @@ struct PendingFile {
     temp: Vec<u8>,
     missing: Vec<(u64, u64)>,
     reason: Option<String>,
+    /// The whole-file hash of what was written, while chunks come in file order: it
+    /// spares reading the file back. Dropped at the first chunk out of order.
+    hashing: Option<blake3::Hasher>,
+    /// How far `hashing` has come.
+    hashed_to: u64,
+}
+
+/// Chunks in flight from the reading thread to the writing one (each at most a
+/// chunk's size: a few MiB at most in all).
+const WRITE_QUEUE: usize = 64;
+
+/// What the reading thread hands the writing one.
+enum Work {
+    /// A verified chunk, for every file offset it fills.
+    Chunk(ChunkId, Vec<u8>),
+    /// A chunk that cannot be had, and why.
+    Missing(ChunkId, String),
+}
+
+/// What the writing thread did.
+struct Written {
+    bytes: u64,
+    first_byte_seconds: Option<f64>,
+}
+
+/// Write each chunk received into every file offset it fills.
+fn write_chunks(
+    work: std::sync::mpsc::Receiver<Work>,
+    target: &mut Target,
+    files: &mut [PendingFile],
+    wanted: &ChunkTargets,
+    progress: &dyn Observer,
+    started: std::time::Instant,
+) -> Written {
+    let mut open = OpenFiles { open: Vec::new() };
+    let mut written = Written {
+        bytes: 0,
+        first_byte_seconds: None,
+    };
+    for item in work {
+        let (id, plain) = match item {
+            Work::Missing(id, reason) => {
+                mark_missing(files, wanted, &id, &reason);
+                continue;
+            }
+            Work::Chunk(id, plain) => (id, plain),
+        };
+        for (index, offset) in wanted.get(&id).map(Vec::as_slice).unwrap_or(&[]) {
+            if let Err(err) = open.write(target, files, *index, *offset, &plain) {
+                let file = &mut files[*index];
+                file.missing.push((*offset, offset + plain.len() as u64));
+                file.reason.get_or_insert(format!("cannot write: {err}"));
+            } else {
+                written
+                    .first_byte_seconds
+                    .get_or_insert(started.elapsed().as_secs_f64());
+                written.bytes += plain.len() as u64;
+                progress.on(Event::Bytes(plain.len() as u64));
+            }
+        }
+    }
+    written
+}
+
+/// Files being written, the last few kept open: chunks mostly come in file order,
+/// and opening a file for each one costs more than writing it.
+struct OpenFiles {
+    open: Vec<(usize, std::fs::File)>,
+}
+
+impl OpenFiles {
+    const MAX_OPEN: usize = 32;
+
+    /// Write a chunk at its offset in file `index`, and hash it when it comes in order.
+    fn write(
+        &mut self,
+        target: &mut Target,
+        files: &mut [PendingFile],
+        index: usize,
+        offset: u64,
+        plain: &[u8],
+    ) -> std::io::Result<()> {
+        let file = &mut files[index];
+        let slot = match self.open.iter().position(|(i, _)| *i == index) {
+            Some(slot) => slot,
+            None => {
+                let dir = target.dir(&file.parent)?;
+                let handle = target::open_file(&dir, &file.temp, true)?;
+                if self.open.len() == Self::MAX_OPEN {
+                    self.open.remove(0);
+                }
+                self.open.push((index, handle));
+                self.open.len() - 1
+            }
+        };
+        self.open[slot].1.write_all_at(plain, offset)?;
+        if offset == file.hashed_to {
+            if let Some(hasher) = &mut file.hashing {
+                hasher.update(plain);
+                file.hashed_to += plain.len() as u64;
+            }
+        } else {
+            file.hashing = None;
+        }
+        Ok(())
+    }
 }
 
 /// The volumes and packs a restore must read, in media order.
@@ -347,6 +453,8 @@ pub fn restore(
                         temp,
                         missing: Vec::new(),
                         reason: None,
+                        hashing: Some(blake3::Hasher::new()),
+                        hashed_to: 0,
                     });
                 }
                 _ => {}
@@ -385,143 +493,141 @@ pub fn restore(
         master: key,
         ids: key.chunk_id_key(),
     };
-    for (sequence, per_pack) in &packs {
-        let Some(volume) = volumes.get(sequence) else {
-            report
-                .problems
-                .volume_errors
-                .push(format!("volume #{sequence} is not in the catalog"));
-            for (id, _) in per_pack.values().flatten() {
-                mark_missing(&mut files, &wanted, id, "volume unknown");
-            }
-            continue;
+    // Volumes are read and their blobs decoded here while a second thread writes
+    // the files: writing (the kernel's copy into the page cache) costs as much as decoding.
+    let written = std::thread::scope(|scope| -> Result<Written> {
+        let (send, work) = std::sync::mpsc::sync_channel::<Work>(WRITE_QUEUE);
+        let writer = {
+            let (target, files, wanted) = (&mut target, &mut files, &wanted);
+            scope.spawn(move || write_chunks(work, target, files, wanted, progress, started))
         };
-        let mut done: HashSet<ChunkId> = HashSet::new();
-        // What this volume lost, until a copy makes up for it.
-        let mut lost: Vec<String> = Vec::new();
-        let sources = std::iter::once(vault).chain(copies.iter().map(AsRef::as_ref));
-        for (copy, source) in sources.enumerate() {
-            let complete = per_pack.values().flatten().all(|(id, _)| done.contains(id));
-            if copy > 0 && complete {
-                break;
-            }
-            let before = done.len();
-            let from = if copy == 0 {
-                String::new()
-            } else {
-                format!(" (copy in {})", source.location())
-            };
-            progress.on(Event::Reading(&volume.name));
-            // An I/O error (not damage) is read again once, for what is still missing: a
-            // flaky cable or a busy server must not cost data, nor be forgotten (T68).
-            let mut retries = 0;
-            let (outcome, findings) = loop {
-                let remaining: PackBlobs = per_pack
-                    .iter()
-                    .map(|(number, blobs)| {
-                        let left = blobs.iter().filter(|(id, _)| !done.contains(id));
-                        (*number, left.cloned().collect::<Vec<_>>())
-                    })
-                    .filter(|(_, blobs)| !blobs.is_empty())
-                    .collect();
-                let mut findings = Findings::default();
-                let outcome = source.open(&volume.name).and_then(|stream| {
-                    let mut repairing = RepairingReader::new(stream);
-                    let read = read_volume(
-                        &mut repairing,
-                        volume,
-                        &keys,
-                        &remaining,
-                        &mut findings,
-                        |id, _, plain| {
-                            done.insert(*id);
-                            report
-                                .first_byte_seconds
-                                .get_or_insert(started.elapsed().as_secs_f64());
-                            for (index, offset) in wanted.get(id).map(Vec::as_slice).unwrap_or(&[])
-                            {
-                                let file = &files[*index];
-                                let write = target.dir(&file.parent).and_then(|dir| {
-                                    target::open_file(&dir, &file.temp, true)?
-                                        .write_all_at(plain, *offset)
-                                });
-                                if let Err(err) = write {
-                                    let file = &mut files[*index];
-                                    file.missing.push((*offset, offset + plain.len() as u64));
-                                    file.reason.get_or_insert(format!("cannot write: {err}"));
-                                } else {
-                                    report.bytes += plain.len() as u64;
-                                    progress.on(Event::Bytes(plain.len() as u64));
-                                }
-                            }
-                        },
-                    )
-                    .map(drop);
-                    findings.absorb(&format!("{}{from}", volume.name), repairing.take_log());
-                    read
-                });
-                match &outcome {
-                    Err(err) if err.kind() == ErrorKind::Io && retries < READ_RETRIES => {
-                        retries += 1;
-                        report
-                            .retried
-                            .push(format!("volume {}{from}: {err}; read again", volume.name));
+        let read = (|| -> Result<()> {
+            for (sequence, per_pack) in &packs {
+                let Some(volume) = volumes.get(sequence) else {
+                    report
+                        .problems
+                        .volume_errors
+                        .push(format!("volume #{sequence} is not in the catalog"));
+                    for (id, _) in per_pack.values().flatten() {
+                        let _ = send.send(Work::Missing(*id, "volume unknown".into()));
                     }
-                    _ => break (outcome, findings),
+                    continue;
+                };
+                let mut done: HashSet<ChunkId> = HashSet::new();
+                // What this volume lost, until a copy makes up for it.
+                let mut lost: Vec<String> = Vec::new();
+                let sources = std::iter::once(vault).chain(copies.iter().map(AsRef::as_ref));
+                for (copy, source) in sources.enumerate() {
+                    let complete = per_pack.values().flatten().all(|(id, _)| done.contains(id));
+                    if copy > 0 && complete {
+                        break;
+                    }
+                    let before = done.len();
+                    let from = if copy == 0 {
+                        String::new()
+                    } else {
+                        format!(" (copy in {})", source.location())
+                    };
+                    progress.on(Event::Reading(&volume.name));
+                    // An I/O error (not damage) is read again once, for what is still missing: a
+                    // flaky cable or a busy server must not cost data, nor be forgotten (T68).
+                    let mut retries = 0;
+                    let (outcome, findings) = loop {
+                        let remaining: PackBlobs = per_pack
+                            .iter()
+                            .map(|(number, blobs)| {
+                                let left = blobs.iter().filter(|(id, _)| !done.contains(id));
+                                (*number, left.cloned().collect::<Vec<_>>())
+                            })
+                            .filter(|(_, blobs)| !blobs.is_empty())
+                            .collect();
+                        let mut findings = Findings::default();
+                        let outcome = source.open(&volume.name).and_then(|stream| {
+                            let mut repairing = RepairingReader::new(stream);
+                            let read = read_volume(
+                                &mut repairing,
+                                volume,
+                                &keys,
+                                &remaining,
+                                &mut findings,
+                                |id, _, plain| {
+                                    done.insert(*id);
+                                    // A writer that is gone has panicked; join says so.
+                                    let _ = send.send(Work::Chunk(*id, plain));
+                                },
+                            )
+                            .map(drop);
+                            findings
+                                .absorb(&format!("{}{from}", volume.name), repairing.take_log());
+                            read
+                        });
+                        match &outcome {
+                            Err(err) if err.kind() == ErrorKind::Io && retries < READ_RETRIES => {
+                                retries += 1;
+                                report.retried.push(format!(
+                                    "volume {}{from}: {err}; read again",
+                                    volume.name
+                                ));
+                            }
+                            _ => break (outcome, findings),
+                        }
+                    };
+                    lost.extend(
+                        findings
+                            .damage
+                            .into_iter()
+                            .map(|why| format!("{why}{from}")),
+                    );
+                    report.problems.warnings.extend(findings.warnings);
+                    report.problems.repaired.extend(findings.repaired);
+                    report.volumes_read.push(format!("{}{from}", volume.name));
+                    if let Err(err) = &outcome {
+                        if err.kind() == ErrorKind::Usage {
+                            // The medium is fine, the request is not (a tape read at the wrong
+                            // block size): every volume would fail the same way.
+                            return Err(Error::usage(err.to_string()));
+                        }
+                    }
+                    if let Err(err) = outcome {
+                        lost.push(format!("volume {} (#{sequence}){from}: {err}", volume.name));
+                    }
+                    if copy > 0 && done.len() > before {
+                        report.from_copies.push(format!(
+                            "volume {}: {} chunks read from the copy in {}",
+                            volume.name,
+                            done.len() - before,
+                            source.location()
+                        ));
+                    }
                 }
-            };
-            lost.extend(
-                findings
-                    .damage
-                    .into_iter()
-                    .map(|why| format!("{why}{from}")),
-            );
-            report.problems.warnings.extend(findings.warnings);
-            report.problems.repaired.extend(findings.repaired);
-            report.volumes_read.push(format!("{}{from}", volume.name));
-            if let Err(err) = &outcome {
-                if err.kind() == ErrorKind::Usage {
-                    // The medium is fine, the request is not (a tape read at the wrong
-                    // block size): every volume would fail the same way.
-                    return Err(Error::usage(err.to_string()));
+                if per_pack.values().flatten().all(|(id, _)| done.contains(id)) {
+                    // A copy made up for it: the data is whole (verify judges the main vault).
+                    report.from_copies.extend(
+                        lost.into_iter()
+                            .map(|why| format!("{why}; every chunk was found in a copy")),
+                    );
+                } else {
+                    report.problems.volume_errors.extend(lost);
+                }
+                for (id, _) in per_pack.values().flatten() {
+                    if !done.contains(id) {
+                        let reason = format!("damaged or missing in volume {}", volume.name);
+                        let _ = send.send(Work::Missing(*id, reason));
+                    }
                 }
             }
-            if let Err(err) = outcome {
-                lost.push(format!("volume {} (#{sequence}){from}: {err}", volume.name));
-            }
-            if copy > 0 && done.len() > before {
-                report.from_copies.push(format!(
-                    "volume {}: {} chunks read from the copy in {}",
-                    volume.name,
-                    done.len() - before,
-                    source.location()
-                ));
-            }
-        }
-        if per_pack.values().flatten().all(|(id, _)| done.contains(id)) {
-            // A copy made up for it: the data is whole (verify judges the main vault).
-            report.from_copies.extend(
-                lost.into_iter()
-                    .map(|why| format!("{why}; every chunk was found in a copy")),
-            );
-        } else {
-            report.problems.volume_errors.extend(lost);
-        }
-        for (id, _) in per_pack.values().flatten() {
-            if !done.contains(id) {
-                mark_missing(
-                    &mut files,
-                    &wanted,
-                    id,
-                    &format!("damaged or missing in volume {}", volume.name),
-                );
-            }
-        }
-    }
-
+            Ok(())
+        })();
+        drop(send);
+        let written = writer.join().expect("the file writer does not panic");
+        read.map(|()| written)
+    })?;
+    report.bytes += written.bytes;
+    report.first_byte_seconds = written.first_byte_seconds;
     let mut restored_files: HashSet<Vec<u8>> = HashSet::new();
+    let mut read_back = vec![0; 1 << 20];
     for file in files {
-        if let Some(path) = finish_file(&mut target, file, &mut report) {
+        if let Some(path) = finish_file(&mut target, file, &mut read_back, &mut report) {
             progress.on(Event::File {
                 path: &PathBytes(path.clone()),
                 origin: crate::source::Origin::New,
@@ -877,7 +983,7 @@ pub(crate) fn read_volume<R: Read>(
     keys: &ReadKeys<'_>,
     per_pack: &PackBlobs,
     findings: &mut Findings,
-    mut deliver: impl FnMut(&ChunkId, &BlobLocation, &[u8]),
+    mut deliver: impl FnMut(&ChunkId, &BlobLocation, Vec<u8>),
 ) -> Result<VolumeReader<R>> {
     let vault_id = keys.vault_id;
     let mut reader = VolumeReader::new(source);
@@ -963,7 +1069,7 @@ pub(crate) fn read_volume<R: Read>(
         }
         for (id, loc, result) in opened {
             match result {
-                Ok(plain) => deliver(id, loc, &plain),
+                Ok(plain) => deliver(id, loc, plain),
                 Err(err) => {
                     let why = format!(
                         "volume {} pack {number} blob {}: {err}",
@@ -997,6 +1103,7 @@ pub(crate) fn merge(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 fn finish_file(
     target: &mut Target,
     file: PendingFile,
+    read_back: &mut [u8],
     report: &mut RestoreReport,
 ) -> Option<Vec<u8>> {
     let path = file.node.path.escaped();
@@ -1013,8 +1120,9 @@ fn finish_file(
         }
     };
     let mut reason = file.reason.clone();
+    let handle = target::open_file(&dir, &file.temp, true);
     // Trailing holes (and a damaged tail) still give the file its recorded size.
-    let sized = target::open_file(&dir, &file.temp, true).and_then(|f| {
+    let sized = handle.as_ref().map_err(clone_error).and_then(|f| {
         if f.metadata()?.len() != file.node.size {
             f.set_len(file.node.size)?;
         }
@@ -1024,8 +1132,13 @@ fn finish_file(
         reason.get_or_insert(format!("cannot size: {err}"));
     }
     if reason.is_none() {
-        match target::open_file(&dir, &file.temp, false).and_then(|f| hash_file(&f)) {
-            Ok(hash) if Some(&hash) == file.node.hash.as_ref() => {}
+        let hash = match file.hashing {
+            Some(hasher) if file.hashed_to == file.node.size => Ok(hasher.finalize()),
+            // Chunks came out of order, or a hole was left: read the file back.
+            _ => target::open_file(&dir, &file.temp, false).and_then(|f| hash_file(&f, read_back)),
+        };
+        match hash {
+            Ok(hash) if Some(hash.to_hex().as_str()) == file.node.hash.as_deref() => {}
             Ok(_) => reason = Some("whole-file hash does not match the snapshot".into()),
             Err(err) => reason = Some(format!("cannot read back: {err}")),
         }
@@ -1046,8 +1159,7 @@ fn finish_file(
         });
         return None;
     }
-    let applied =
-        target::open_file(&dir, &file.temp, true).and_then(|f| apply_attributes(&f, &file.node));
+    let applied = handle.and_then(|f| apply_attributes(&f, &file.node));
     if let Err(err) = applied {
         report
             .problems
@@ -1070,18 +1182,20 @@ fn finish_file(
     }
 }
 
-fn hash_file(file: &std::fs::File) -> std::io::Result<String> {
+fn clone_error(err: &std::io::Error) -> std::io::Error {
+    std::io::Error::new(err.kind(), err.to_string())
+}
+
+fn hash_file(mut file: &std::fs::File, buf: &mut [u8]) -> std::io::Result<blake3::Hash> {
     let mut hasher = blake3::Hasher::new();
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = reader.read(&mut buf)?;
+        let n = file.read(buf)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().to_hex().to_string())
+    Ok(hasher.finalize())
 }
 
 fn is_root() -> bool {
