@@ -50,8 +50,13 @@ fn main() {
     let params = ChunkParams::from_seed(key.chunker_seed());
 
     let started = Instant::now();
-    let pieces: Vec<Vec<u8>> = chunk::chunks(&data[..], params)
-        .collect::<std::io::Result<_>>()
+    let mut pieces: Vec<Vec<u8>> = Vec::new();
+    chunk::Chunker::new(params)
+        .for_each(&data[..], |piece| {
+            pieces.push(piece.to_vec());
+            Ok::<(), ()>(())
+        })
+        .expect("collecting cannot fail")
         .expect("reading memory cannot fail");
     report("chunk (FastCDC)", data.len(), started);
 

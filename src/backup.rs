@@ -304,7 +304,7 @@ fn backup_once(
                 progress,
                 catalog: writer.catalog.reopen()?,
                 ids: ids.clone(),
-                params,
+                chunker: chunk::Chunker::new(params),
                 level: options.compression_level,
                 claimed: Arc::clone(&claimed),
                 out: msg_tx.clone(),
@@ -477,14 +477,14 @@ struct Worker<'p> {
     progress: &'p dyn Observer,
     catalog: Catalog,
     ids: ChunkIdKey,
-    params: ChunkParams,
+    chunker: chunk::Chunker,
     level: i32,
     claimed: Arc<Claims>,
     out: SyncSender<Msg>,
 }
 
 impl Worker<'_> {
-    fn run(self, jobs: &Mutex<Receiver<(PathBuf, Node, Origin)>>) {
+    fn run(mut self, jobs: &Mutex<Receiver<(PathBuf, Node, Origin)>>) {
         loop {
             let job = match jobs.lock() {
                 Ok(rx) => rx.recv(),
@@ -505,7 +505,11 @@ impl Worker<'_> {
     }
 
     /// Read, chunk and hash one file. `Ok(Err(warning))` when the file had to be skipped.
-    fn read_file(&self, path: &std::path::Path, mut node: Node) -> Result<Result<Node, String>> {
+    fn read_file(
+        &mut self,
+        path: &std::path::Path,
+        mut node: Node,
+    ) -> Result<Result<Node, String>> {
         use std::os::unix::fs::OpenOptionsExt;
         let file = match std::fs::OpenOptions::new()
             .read(true)
@@ -531,45 +535,44 @@ impl Worker<'_> {
         let mut hashed = 0u64;
         let mut chunks = Vec::new();
         for (index, (start, len)) in extents.iter().copied().enumerate() {
-            let mut reader = std::io::BufReader::with_capacity(1 << 20, &file);
+            let mut reader = &file;
             std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(start))
                 .map_err(|e| Error::io("cannot read", path, e))?;
             // A dense file is read to its real end, so growth during the read is captured.
             let limit = if !sparse && index == 0 { u64::MAX } else { len };
             let mut offset = start;
-            for piece in chunk::chunks(reader.take(limit), self.params) {
-                let data = match piece {
-                    Ok(data) => data,
-                    Err(err) => {
-                        return Ok(Err(format!(
-                            "{}: skipped: read failed: {err}",
-                            path.display()
-                        )))
+            let read = self
+                .chunker
+                .for_each(reader.take(limit), |data| -> Result<()> {
+                    hash_zeros(&mut hasher, offset - hashed);
+                    hasher.update(data);
+                    self.progress.on(Event::Bytes(data.len() as u64));
+                    let id = self.ids.id(data);
+                    if self.claimed.claim(&self.catalog, &id, BlobKind::Data)? {
+                        let msg = Msg::Chunk {
+                            kind: BlobKind::Data,
+                            id,
+                            plain_len: data.len() as u32,
+                            encoded: compress::compress(data, self.level),
+                        };
+                        self.out
+                            .send(msg)
+                            .map_err(|_| Error::new(ErrorKind::Io, "backup stopped"))?;
                     }
-                };
-                hash_zeros(&mut hasher, offset - hashed);
-                hasher.update(&data);
-                self.progress.on(Event::Bytes(data.len() as u64));
-                let id = self.ids.id(&data);
-                if self.claimed.claim(&self.catalog, &id, BlobKind::Data)? {
-                    let encoded = compress::compress(&data, self.level);
-                    let msg = Msg::Chunk {
-                        kind: BlobKind::Data,
+                    chunks.push(ChunkRef {
                         id,
-                        plain_len: data.len() as u32,
-                        encoded,
-                    };
-                    self.out
-                        .send(msg)
-                        .map_err(|_| Error::new(ErrorKind::Io, "backup stopped"))?;
-                }
-                chunks.push(ChunkRef {
-                    id,
-                    offset,
-                    len: data.len() as u32,
-                });
-                offset += data.len() as u64;
-                hashed = offset;
+                        offset,
+                        len: data.len() as u32,
+                    });
+                    offset += data.len() as u64;
+                    hashed = offset;
+                    Ok(())
+                })?;
+            if let Err(err) = read {
+                return Ok(Err(format!(
+                    "{}: skipped: read failed: {err}",
+                    path.display()
+                )));
             }
         }
         let size = if sparse {
@@ -896,15 +899,16 @@ impl<'a> Writer<'a> {
             std::io::Seek::rewind(&mut reader)
                 .map_err(|e| Error::io("cannot read", &staging_path, e))?;
             let mut tree = Vec::new();
-            for piece in chunk::chunks(reader, params) {
-                let data = piece.map_err(|e| Error::io("cannot read", &staging_path, e))?;
-                let id = ids.id(&data);
+            let read = chunk::Chunker::new(params).for_each(reader, |data| -> Result<()> {
+                let id = ids.id(data);
                 tree.push(id);
                 if claimed.claim(self.catalog, &id, BlobKind::Tree)? {
-                    let encoded = compress::compress(&data, compress::DEFAULT_LEVEL);
+                    let encoded = compress::compress(data, compress::DEFAULT_LEVEL);
                     self.add_blob(BlobKind::Tree, id, data.len() as u32, encoded)?;
                 }
-            }
+                Ok(())
+            })?;
+            read.map_err(|e| Error::io("cannot read", &staging_path, e))?;
             Ok(tree)
         })();
         let _ = std::fs::remove_file(&staging_path);
@@ -1004,18 +1008,18 @@ pub fn backup_crafted(
     };
     let mut writer = Writer::new(vault, catalog, key, info, shape, &Silent)?;
     let mut stats = SnapshotStats::default();
+    let mut chunker = chunk::Chunker::new(params);
     for (mut node, content) in entries {
         if node.kind == NodeKind::File {
             let mut offset = 0u64;
-            for piece in chunk::chunks(&content[..], params) {
-                let data = piece.map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
-                let id = ids.id(&data);
+            let read = chunker.for_each(&content[..], |data| -> Result<()> {
+                let id = ids.id(data);
                 if claimed.claim(writer.catalog, &id, BlobKind::Data)? {
                     writer.add_blob(
                         BlobKind::Data,
                         id,
                         data.len() as u32,
-                        compress::compress(&data, 3),
+                        compress::compress(data, 3),
                     )?;
                 }
                 node.chunks.push(ChunkRef {
@@ -1024,7 +1028,9 @@ pub fn backup_crafted(
                     len: data.len() as u32,
                 });
                 offset += data.len() as u64;
-            }
+                Ok(())
+            })?;
+            read.map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
             node.size = content.len() as u64;
             // A preset hash is kept: how a test crafts a record that lies about its content.
             node.hash
