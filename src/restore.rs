@@ -137,9 +137,9 @@ struct PendingFile {
     hashed_to: u64,
 }
 
-/// Chunks in flight from the reading thread to the writing one (each at most a
-/// chunk's size: a few MiB at most in all).
-const WRITE_QUEUE: usize = 64;
+/// Chunks waiting between the reading thread and the writing one: at most 16 MiB
+/// (chunks are at most 2 MiB). A longer queue bought no speed, only memory.
+const WRITE_QUEUE: usize = 8;
 
 /// What the reading thread hands the writing one.
 enum Work {
