@@ -1299,3 +1299,87 @@ fn restore_special(target: &mut Target, node: &Node) -> Result<(), String> {
     );
     target::rename(&dir, &temp, &name).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file of `content` waiting to be restored as `name` in the target's root.
+    fn pending(target: &mut Target, name: &str, content: &[u8]) -> PendingFile {
+        let dir = target.dir(b"").unwrap();
+        let (_, temp) = target::create_temp(&dir, name.as_bytes()).unwrap();
+        PendingFile {
+            node: Node {
+                path: PathBytes(name.as_bytes().to_vec()),
+                kind: NodeKind::File,
+                mode: 0o644,
+                uid: rustix::process::geteuid().as_raw(),
+                gid: rustix::process::getegid().as_raw(),
+                mtime_ns: 0,
+                size: content.len() as u64,
+                hash: Some(blake3::hash(content).to_hex().to_string()),
+                chunks: Vec::new(),
+                target: None,
+                change: None,
+            },
+            parent: Vec::new(),
+            name: name.as_bytes().to_vec(),
+            temp,
+            missing: Vec::new(),
+            reason: None,
+            hashing: Some(blake3::Hasher::new()),
+            hashed_to: 0,
+        }
+    }
+
+    #[test]
+    fn the_whole_file_hash_comes_from_the_writes_or_from_reading_back() {
+        let scratch = tempfile::tempdir().unwrap();
+        let mut target = Target::open(scratch.path()).unwrap();
+        let content = b"first part|second part".as_slice();
+        let (head, tail) = content.split_at(11);
+        let mut files = vec![
+            pending(&mut target, "in-order", content),
+            pending(&mut target, "reversed", content),
+            pending(&mut target, "wrong", content),
+        ];
+        // More files than stay open, written in two interleaved rounds.
+        for n in 0..40 {
+            files.push(pending(&mut target, &format!("f{n}"), content));
+        }
+        let mut open = OpenFiles { open: Vec::new() };
+        for (index, offset, piece) in [
+            (0, 0, head),
+            (0, 11, tail),
+            (1, 11, tail),
+            (1, 0, head),
+            (2, 0, head),
+            (2, 11, b"SECOND PART".as_slice()),
+        ] {
+            open.write(&mut target, &mut files, index, offset, piece)
+                .unwrap();
+        }
+        for (offset, piece) in [(0, head), (11, tail)] {
+            for index in 3..files.len() {
+                open.write(&mut target, &mut files, index, offset, piece)
+                    .unwrap();
+            }
+        }
+        assert_eq!(files[0].hashed_to, content.len() as u64);
+        assert!(files[1].hashing.is_none(), "out of order: read back");
+        drop(open);
+        let mut report = RestoreReport::default();
+        let mut read_back = vec![0; 4096];
+        for file in files {
+            finish_file(&mut target, file, &mut read_back, &mut report);
+        }
+        assert_eq!(report.files, 42);
+        for name in ["in-order", "reversed", "f0", "f39"] {
+            assert_eq!(std::fs::read(scratch.path().join(name)).unwrap(), content);
+        }
+        let damaged = &report.problems.damaged;
+        assert_eq!(damaged.len(), 1, "{damaged:?}");
+        assert_eq!(damaged[0].path, "wrong");
+        assert!(damaged[0].reason.contains("whole-file hash"), "{damaged:?}");
+    }
+}
