@@ -1120,17 +1120,20 @@ fn finish_file(
         }
     };
     let mut reason = file.reason.clone();
-    let handle = target::open_file(&dir, &file.temp, true);
     // Trailing holes (and a damaged tail) still give the file its recorded size.
-    let sized = handle.as_ref().map_err(clone_error).and_then(|f| {
+    let sized = target::open_file(&dir, &file.temp, true).and_then(|f| {
         if f.metadata()?.len() != file.node.size {
             f.set_len(file.node.size)?;
         }
-        Ok(())
+        Ok(f)
     });
-    if let Err(err) = sized {
-        reason.get_or_insert(format!("cannot size: {err}"));
-    }
+    let handle = match sized {
+        Ok(handle) => Some(handle),
+        Err(err) => {
+            reason.get_or_insert(format!("cannot size: {err}"));
+            None
+        }
+    };
     if reason.is_none() {
         let hash = match file.hashing {
             Some(hasher) if file.hashed_to == file.node.size => Ok(hasher.finalize()),
@@ -1159,7 +1162,8 @@ fn finish_file(
         });
         return None;
     }
-    let applied = handle.and_then(|f| apply_attributes(&f, &file.node));
+    // Reached only without a reason, so the file was opened and sized.
+    let applied = handle.map_or(Ok(()), |f| apply_attributes(&f, &file.node));
     if let Err(err) = applied {
         report
             .problems
@@ -1180,10 +1184,6 @@ fn finish_file(
             None
         }
     }
-}
-
-fn clone_error(err: &std::io::Error) -> std::io::Error {
-    std::io::Error::new(err.kind(), err.to_string())
 }
 
 fn hash_file(mut file: &std::fs::File, buf: &mut [u8]) -> std::io::Result<blake3::Hash> {

@@ -528,30 +528,19 @@ pub struct S3WriteArgs {
     /// s3:BypassGovernanceRetention; tapevault never does) or compliance (nobody, not even
     /// the account's root user, until the date) [default: governance]
     #[arg(long, value_enum, value_name = "MODE", requires = "object_lock_days")]
-    pub object_lock_mode: Option<ObjectLockMode>,
+    pub object_lock_mode: Option<crate::vault::RetentionMode>,
 }
 
 impl S3WriteArgs {
     /// The object lock asked for, if any.
     pub fn object_lock(&self) -> Option<crate::vault::ObjectLock> {
-        use crate::vault::RetentionMode;
         Some(crate::vault::ObjectLock {
             days: self.object_lock_days?,
-            mode: match self.object_lock_mode {
-                Some(ObjectLockMode::Compliance) => RetentionMode::Compliance,
-                Some(ObjectLockMode::Governance) | None => RetentionMode::Governance,
-            },
+            mode: self
+                .object_lock_mode
+                .unwrap_or(crate::vault::RetentionMode::Governance),
         })
     }
-}
-
-/// `--object-lock-mode`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum ObjectLockMode {
-    /// Deletable early by users allowed to bypass governance retention
-    Governance,
-    /// Deletable by nobody until the date
-    Compliance,
 }
 
 /// `drill`.

@@ -50,12 +50,12 @@ pub struct ObjectLock {
     pub days: u32,
 }
 
-/// S3's two retention modes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// S3's two retention modes (also `--object-lock-mode`, whose help the variants are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RetentionMode {
-    /// Users with `s3:BypassGovernanceRetention` may delete early.
+    /// Deletable early by users allowed to bypass governance retention
     Governance,
-    /// Nobody may delete early, not even the account's root user.
+    /// Deletable by nobody until the date
     Compliance,
 }
 
@@ -119,6 +119,58 @@ struct Io {
 impl Io {
     fn block_on<F: std::future::IntoFuture>(&self, future: F) -> F::Output {
         self.runtime.block_on(future.into_future())
+    }
+
+    /// One signed request to `target` (below the bucket), retried as OpenDAL's are
+    /// (dropped connections, 5xx and 429, backoff from 250 ms doubling to 8 s); its
+    /// answer's head and body, or why there was none.
+    fn signed(
+        &self,
+        method: http::Method,
+        target: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> std::result::Result<(http::response::Parts, String), String> {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{target}", self.signed.bucket_url));
+        for (key, value) in headers {
+            request = request.header(*key, value);
+        }
+        let (mut parts, body) = request
+            .body(opendal::Buffer::from(body))
+            .map_err(|e| e.to_string())?
+            .into_parts();
+        self.block_on(self.signed.signer.sign(&mut parts, None))
+            .map_err(|e| format!("cannot sign the request: {e}"))?;
+        // The transport writes Host itself (as OpenDAL does).
+        parts.headers.remove(http::header::HOST);
+        let mut delay = Duration::from_millis(250);
+        let mut attempt = 0;
+        let answer = loop {
+            let answer = self
+                .block_on(
+                    self.signed
+                        .http
+                        .send(http::Request::from_parts(parts.clone(), body.clone())),
+                )
+                .map_err(|e| short(&e));
+            let transient = match &answer {
+                Ok(answer) => {
+                    answer.status().is_server_error()
+                        || answer.status() == http::StatusCode::TOO_MANY_REQUESTS
+                }
+                Err(_) => true,
+            };
+            if !transient || attempt >= self.signed.retries {
+                break answer?;
+            }
+            attempt += 1;
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(8));
+        };
+        let (head, body) = answer.into_parts();
+        Ok((head, String::from_utf8_lossy(&body.to_vec()).into_owned()))
     }
 }
 
@@ -202,13 +254,12 @@ impl S3Vault {
 
     /// Refuse object lock on a bucket that cannot keep it, before anything is written.
     fn check_object_lock(&self) -> Result<()> {
-        let answer =
-            self.io
-                .signed
-                .send(&self.io, http::Method::GET, "?object-lock", &[], Vec::new());
-        let (status, body) =
-            self.place
-                .answer("cannot read the object lock of", "the bucket", answer)?;
+        let what = "cannot read the object lock of";
+        let (answer, body) = self
+            .io
+            .signed(http::Method::GET, "?object-lock", &[], Vec::new())
+            .map_err(|e| self.place.unanswered(what, "the bucket", &e))?;
+        let status = answer.status;
         if status.is_success() && body.contains("<ObjectLockEnabled>Enabled</ObjectLockEnabled>") {
             return Ok(());
         }
@@ -218,12 +269,7 @@ impl S3Vault {
                 self.place.bucket
             )));
         }
-        Err(self.place.refused(
-            "cannot read the object lock of",
-            "the bucket",
-            status,
-            &body,
-        ))
+        Err(self.place.refused(what, "the bucket", status, &body))
     }
 
     /// One line for a failed request: what, which object, and why in S3's words.
@@ -295,23 +341,12 @@ impl Place {
 }
 
 impl Place {
-    /// The status and body of a signed request's answer; a request that never got one
-    /// (after retries) is an error.
-    fn answer(
-        &self,
-        what: &str,
-        name: &str,
-        answer: std::result::Result<http::Response<opendal::Buffer>, String>,
-    ) -> Result<(http::StatusCode, String)> {
-        let answer = answer.map_err(|e| {
-            Error::new(
-                ErrorKind::Io,
-                format!("{what} {name} in {} (after retries): {e}", self.address),
-            )
-        })?;
-        let status = answer.status();
-        let body = String::from_utf8_lossy(&answer.into_body().to_vec()).into_owned();
-        Ok((status, body))
+    /// One line for a signed request that got no answer, even after retries.
+    fn unanswered(&self, what: &str, name: &str, why: &str) -> Error {
+        Error::new(
+            ErrorKind::Io,
+            format!("{what} {name} in {} (after retries): {why}", self.address),
+        )
     }
 
     /// One line for a signed request S3 refused, in S3's words.
@@ -342,7 +377,7 @@ impl Place {
     }
 }
 
-/// Signed requests for what OpenDAL has no call for: S3 Object Lock.
+/// What signs and sends the requests OpenDAL has no call for (S3 Object Lock).
 struct Signed {
     signer: reqsign_core::Signer<reqsign_aws_v4::Credential>,
     http: opendal::HttpTransporter,
@@ -397,55 +432,6 @@ impl Signed {
     /// The request target for an object: `/PREFIX/NAME` with `query` after it.
     fn object(&self, name: &str, query: &str) -> String {
         format!("/{}{query}", url_path(&format!("{}{name}", self.prefix)))
-    }
-
-    /// One request to `target` (below the bucket), retried as OpenDAL's are: dropped
-    /// connections, 5xx and 429, with backoff from 250 ms doubling to 8 s.
-    fn send(
-        &self,
-        io: &Io,
-        method: http::Method,
-        target: &str,
-        headers: &[(&str, String)],
-        body: Vec<u8>,
-    ) -> std::result::Result<http::Response<opendal::Buffer>, String> {
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{target}", self.bucket_url));
-        for (name, value) in headers {
-            request = request.header(*name, value);
-        }
-        let (mut parts, body) = request
-            .body(opendal::Buffer::from(body))
-            .map_err(|e| e.to_string())?
-            .into_parts();
-        io.block_on(self.signer.sign(&mut parts, None))
-            .map_err(|e| format!("cannot sign the request: {e}"))?;
-        // The transport writes Host itself (as OpenDAL does).
-        parts.headers.remove(http::header::HOST);
-        let mut delay = Duration::from_millis(250);
-        let mut attempt = 0;
-        loop {
-            let answer = io
-                .block_on(
-                    self.http
-                        .send(http::Request::from_parts(parts.clone(), body.clone())),
-                )
-                .map_err(|e| short(&e));
-            let transient = match &answer {
-                Ok(answer) => {
-                    answer.status().is_server_error()
-                        || answer.status() == http::StatusCode::TOO_MANY_REQUESTS
-                }
-                Err(_) => true,
-            };
-            if !transient || attempt >= self.retries {
-                return answer;
-            }
-            attempt += 1;
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(Duration::from_secs(8));
-        }
     }
 }
 
@@ -575,39 +561,20 @@ impl Vault for S3Vault {
     }
 
     fn deletion_lock(&self, name: &str) -> Result<Option<String>> {
-        let answer = self.io.signed.send(
-            &self.io,
-            http::Method::HEAD,
-            &self.io.signed.object(name, ""),
-            &[],
-            Vec::new(),
-        );
-        let answer = answer.map_err(|e| {
-            Error::new(
-                ErrorKind::Io,
-                format!(
-                    "cannot read the object lock of {name} in {} (after retries): {e}",
-                    self.place.address
-                ),
-            )
-        })?;
-        let status = answer.status();
-        if status == http::StatusCode::NOT_FOUND {
+        let what = "cannot read the object lock of";
+        let target = self.io.signed.object(name, "");
+        let (answer, _) = self
+            .io
+            .signed(http::Method::HEAD, &target, &[], Vec::new())
+            .map_err(|e| self.place.unanswered(what, name, &e))?;
+        if answer.status == http::StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        if !status.is_success() {
-            return Err(self
-                .place
-                .refused("cannot read the object lock of", name, status, ""));
+        if !answer.status.is_success() {
+            return Err(self.place.refused(what, name, answer.status, ""));
         }
-        let header = |key: &str| {
-            answer
-                .headers()
-                .get(key)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        if header("x-amz-object-lock-legal-hold").as_deref() == Some("ON") {
+        let header = |key: &str| answer.headers.get(key).and_then(|v| v.to_str().ok());
+        if header("x-amz-object-lock-legal-hold") == Some("ON") {
             return Ok(Some("under an S3 legal hold".into()));
         }
         let (Some(mode), Some(until)) = (
@@ -616,12 +583,11 @@ impl Vault for S3Vault {
         ) else {
             return Ok(None);
         };
-        let Ok(until_time) = humantime::parse_rfc3339_weak(&until) else {
+        match humantime::parse_rfc3339_weak(until) {
+            Ok(end) if end <= std::time::SystemTime::now() => Ok(None),
             // A date we cannot read is a lock we cannot see the end of.
-            return Ok(Some(format!("under S3 object lock ({mode}) until {until}")));
-        };
-        Ok((until_time > std::time::SystemTime::now())
-            .then(|| format!("under S3 object lock ({mode}) until {until}")))
+            _ => Ok(Some(format!("under S3 object lock ({mode}) until {until}"))),
+        }
     }
 
     fn lock_writers(&self) -> Result<crate::lock::RunLock> {
@@ -788,22 +754,20 @@ impl S3Sink {
         );
         // S3 takes no retention without the body's MD5.
         let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&body));
-        let answer = self.io.signed.send(
-            &self.io,
-            http::Method::PUT,
-            &self.io.signed.object(&self.name, "?retention"),
-            &[
-                ("content-md5", md5),
-                ("content-type", "application/xml".into()),
-            ],
-            body.into_bytes(),
-        );
         let what = "cannot set the object lock of";
-        let (status, body) = self.place.answer(what, &self.name, answer)?;
-        if status.is_success() {
+        let headers = [
+            ("content-md5", md5),
+            ("content-type", "application/xml".into()),
+        ];
+        let target = self.io.signed.object(&self.name, "?retention");
+        let (answer, body) = self
+            .io
+            .signed(http::Method::PUT, &target, &headers, body.into_bytes())
+            .map_err(|e| self.place.unanswered(what, &self.name, &e))?;
+        if answer.status.is_success() {
             Ok(())
         } else {
-            Err(self.place.refused(what, &self.name, status, &body))
+            Err(self.place.refused(what, &self.name, answer.status, &body))
         }
     }
 }
