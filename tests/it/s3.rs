@@ -917,6 +917,19 @@ fn object_lock_keeps_locked_volumes_through_prune_until_their_date() {
     env.backup(&[]);
     env.tv(&["forget", "--keep-last", "1"]).assert().success();
 
+    // A lock that cannot be read is never taken for no lock: the prune stops.
+    let unreadable = FaultProxy::start(|line, _| {
+        if line.starts_with("HEAD ") && line.contains("/tv0") {
+            Action::Answer(403, "AccessDenied")
+        } else {
+            Action::Forward
+        }
+    });
+    let (code, _, err) = run_json(unreadable.route(env.tv(&["prune", "--json"])));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot read the object lock of tv0"), "{err}");
+
     // Prune deletes nothing locked, names each locked volume with its date, exit 0.
     let (code, report, err) = run_json(env.tv(&["prune", "--json"]));
     assert_eq!(code, 0, "{err}");
