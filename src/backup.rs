@@ -874,6 +874,7 @@ impl<'a> Writer<'a> {
         params: ChunkParams,
         claimed: &Claims,
     ) -> Result<Vec<crate::ids::ChunkId>> {
+        self.catalog.fold_nodes(snapshot)?;
         // Staged in a file beside the catalog so memory stays bounded for any tree size.
         let staging_path = self.catalog.dir().join(format!("tree-{snapshot}.tmp"));
         let staging = std::fs::File::options()

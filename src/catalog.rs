@@ -6,19 +6,22 @@
 //! blobs are recorded in one transaction only after the volume is sealed on
 //! the medium; a snapshot becomes `complete` in that same transaction, and
 //! nodes of a snapshot that never completed are discarded by the next run.
+//! Nodes are stored in pages shared between snapshots (`nodes`).
 //! A blob counts for dedup only while its volume is `sealed`.
 //! Does not know about media, tar or encryption.
 
 use crate::crypto::{BlobKind, WrappedKey};
 use crate::error::{at, Error, Result};
 use crate::ids::{ChunkId, SnapshotId, VaultId, VolumeId};
-use crate::model::{Node, PathBytes, SnapshotRecord};
+use crate::model::{Node, SnapshotRecord};
 use crate::volume::{IndexPack, SetEntry};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-const SCHEMA_VERSION: i64 = 5;
+mod nodes;
+
+const SCHEMA_VERSION: i64 = 6;
 const DB_FILE: &str = "catalog.sqlite";
 const LOCK_FILE: &str = "lock";
 
@@ -43,6 +46,23 @@ CREATE TABLE IF NOT EXISTS notes(sequence INTEGER PRIMARY KEY, note TEXT NOT NUL
     };
 }
 
+/// Schema 6: a snapshot's nodes, staged one row each while a backup runs, then
+/// folded into pages shared between snapshots (see `nodes`).
+macro_rules! node_tables {
+    () => {
+        "CREATE TABLE IF NOT EXISTS staged_nodes(
+  snapshot TEXT NOT NULL, folder BLOB NOT NULL, path BLOB NOT NULL, node TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS staged_by_folder ON staged_nodes(snapshot, folder, path);
+CREATE TABLE IF NOT EXISTS node_pages(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, digest BLOB NOT NULL UNIQUE, nodes BLOB NOT NULL,
+  refs INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshot_pages(
+  snapshot TEXT NOT NULL, folder BLOB NOT NULL, first BLOB NOT NULL,
+  page INTEGER NOT NULL REFERENCES node_pages(id),
+  PRIMARY KEY(snapshot, folder, first)) WITHOUT ROWID;"
+    };
+}
+
 const SCHEMA: &str = concat!(
     "
 CREATE TABLE vault(
@@ -63,11 +83,10 @@ CREATE TABLE blobs(
   plain_len INTEGER NOT NULL, PRIMARY KEY(chunk_id, kind)) WITHOUT ROWID;
 CREATE TABLE snapshots(
   id TEXT PRIMARY KEY, sequence INTEGER, state TEXT NOT NULL, record TEXT);
-CREATE TABLE nodes(snapshot TEXT NOT NULL, path BLOB NOT NULL, node TEXT NOT NULL);
-CREATE INDEX nodes_by_path ON nodes(snapshot, path);
 ",
     drills_table!(),
-    copies_and_notes_tables!()
+    copies_and_notes_tables!(),
+    node_tables!()
 );
 
 /// One past drill, as `drill --history` lists it.
@@ -152,6 +171,8 @@ pub struct BlobLocation {
 pub struct Catalog {
     conn: Connection,
     dir: PathBuf,
+    /// The node page read last, by id (pages never change; ids are never reused).
+    page_cache: std::cell::RefCell<Option<(i64, Vec<Node>)>>,
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {
@@ -167,6 +188,14 @@ fn open_connection(path: &Path) -> Result<Connection> {
 }
 
 impl Catalog {
+    fn on(conn: Connection, dir: &Path) -> Catalog {
+        Catalog {
+            conn,
+            dir: dir.to_path_buf(),
+            page_cache: Default::default(),
+        }
+    }
+
     /// Create a new catalog for a vault in `dir` (refuses an existing one).
     pub fn create(dir: &Path, info: &VaultInfo) -> Result<Catalog> {
         std::fs::DirBuilder::new()
@@ -203,10 +232,7 @@ impl Catalog {
                 info.chunker
             ],
         )?;
-        Ok(Catalog {
-            conn,
-            dir: dir.to_path_buf(),
-        })
+        Ok(Catalog::on(conn, dir))
     }
 
     /// Open the existing catalog in `dir`.
@@ -230,33 +256,34 @@ impl Catalog {
             .map_err(|e| damaged(&e))?;
         if (1..SCHEMA_VERSION).contains(&version) {
             // Schema 2 added drills; 3 volume sets (every older volume is in set 1); 4
-            // copies; 5 notes.
+            // copies; 5 notes; 6 node pages. One transaction: a crash leaves the old schema.
+            let tx = conn.unchecked_transaction()?;
             if version < 3 {
-                conn.execute_batch(drills_table!())?;
-                conn.execute_batch(
+                tx.execute_batch(drills_table!())?;
+                tx.execute_batch(
                     "ALTER TABLE volumes ADD COLUMN volume_set INTEGER NOT NULL DEFAULT 1;",
                 )?;
             }
-            conn.execute_batch(copies_and_notes_tables!())?;
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.execute_batch(copies_and_notes_tables!())?;
+            tx.execute_batch(node_tables!())?;
+            nodes::migrate_to_pages(&tx)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()?;
         } else if version != SCHEMA_VERSION {
             return Err(Error::corrupt(format!(
                 "catalog {} has schema version {version}, this build reads {SCHEMA_VERSION}",
                 path.display()
             )));
         }
-        Ok(Catalog {
-            conn,
-            dir: dir.to_path_buf(),
-        })
+        Ok(Catalog::on(conn, dir))
     }
 
     /// A second connection to the same catalog (for worker threads).
     pub fn reopen(&self) -> Result<Catalog> {
-        Ok(Catalog {
-            conn: open_connection(&self.dir.join(DB_FILE))?,
-            dir: self.dir.clone(),
-        })
+        Ok(Catalog::on(
+            open_connection(&self.dir.join(DB_FILE))?,
+            &self.dir,
+        ))
     }
 
     /// Close and delete this catalog's database (a rebuild that failed half-way).
@@ -451,10 +478,7 @@ impl Catalog {
     pub fn forget_snapshots(&mut self, ids: &[SnapshotId]) -> Result<()> {
         let tx = self.conn.transaction()?;
         for id in ids {
-            tx.execute(
-                "DELETE FROM nodes WHERE snapshot = ?1",
-                params![id.to_string()],
-            )?;
+            nodes::drop_nodes(&tx, &id.to_string())?;
             tx.execute(
                 "UPDATE snapshots SET state = 'forgotten' WHERE id = ?1",
                 params![id.to_string()],
@@ -620,10 +644,13 @@ impl Catalog {
     /// Drop what a crashed run left: snapshots that never completed and their nodes.
     pub fn discard_pending(&mut self) -> Result<usize> {
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "DELETE FROM nodes WHERE snapshot IN (SELECT id FROM snapshots WHERE state = 'pending')",
-            [],
-        )?;
+        let pending = tx
+            .prepare("SELECT id FROM snapshots WHERE state = 'pending'")?
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        for sid in &pending {
+            nodes::drop_nodes(&tx, sid)?;
+        }
         let n = tx.execute("DELETE FROM snapshots WHERE state = 'pending'", [])?;
         tx.commit()?;
         Ok(n)
@@ -635,22 +662,6 @@ impl Catalog {
             "INSERT INTO snapshots(id, state) VALUES (?1, 'pending')",
             params![id.to_string()],
         )?;
-        Ok(())
-    }
-
-    /// Add nodes of a pending snapshot (one transaction per batch).
-    pub fn add_nodes(&mut self, id: &SnapshotId, nodes: &[Node]) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt =
-                tx.prepare_cached("INSERT INTO nodes(snapshot, path, node) VALUES (?1, ?2, ?3)")?;
-            let sid = id.to_string();
-            for node in nodes {
-                let json = serde_json::to_string(node).expect("node serialises");
-                stmt.execute(params![sid, &node.path.0, json])?;
-            }
-        }
-        tx.commit()?;
         Ok(())
     }
 
@@ -758,36 +769,11 @@ impl Catalog {
             ))),
         }
     }
-
-    /// A node of a snapshot by exact path.
-    pub fn node(&self, snapshot: &SnapshotId, path: &PathBytes) -> Result<Option<Node>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT node FROM nodes WHERE snapshot = ?1 AND path = ?2 LIMIT 1")?;
-        let json: Option<String> = stmt
-            .query_row(params![snapshot.to_string(), &path.0], |r| r.get(0))
-            .optional()?;
-        json.map(|j| decode_node(&j)).transpose()
-    }
-
-    /// Visit a snapshot's nodes in path order (parents before children).
-    pub fn for_each_node(
-        &self,
-        snapshot: &SnapshotId,
-        mut visit: impl FnMut(Node) -> Result<()>,
-    ) -> Result<()> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT node FROM nodes WHERE snapshot = ?1 ORDER BY path")?;
-        let mut rows = stmt.query(params![snapshot.to_string()])?;
-        while let Some(row) = rows.next()? {
-            visit(decode_node(&row.get::<_, String>(0)?)?)?;
-        }
-        Ok(())
-    }
 }
 
 fn complete(tx: &rusqlite::Transaction<'_>, record: &SnapshotRecord, sequence: u64) -> Result<()> {
+    // A rebuilt snapshot arrives staged; a backup folded its nodes to write its tree.
+    nodes::fold(tx, &record.id.to_string())?;
     let json = serde_json::to_string(record).expect("snapshot serialises");
     let updated = tx.execute(
         "UPDATE snapshots SET state = 'complete', sequence = ?2, record = ?3 WHERE id = ?1",
@@ -824,10 +810,6 @@ fn read_location(
     })
 }
 
-fn decode_node(json: &str) -> Result<Node> {
-    serde_json::from_str(json).map_err(|e| Error::corrupt(format!("catalog node: {e}")))
-}
-
 /// The default catalog folder for a vault: `$XDG_STATE_HOME/tapevault/<hash of address>`.
 pub fn default_dir(vault_address: &str) -> Result<PathBuf> {
     let base = match std::env::var_os("XDG_STATE_HOME") {
@@ -854,10 +836,8 @@ pub fn lock(dir: &Path) -> Result<crate::lock::RunLock> {
 mod tests {
     use super::*;
 
-    /// T27: nothing is claimed durable that was not synced: every connection the
-    /// catalog opens commits with a full fsync, in WAL mode.
-    #[test]
-    fn t27_every_catalog_commit_is_synced() {
+    /// A new, empty catalog in a temporary folder, for vault `dir:/nowhere`.
+    pub(super) fn new_catalog() -> (tempfile::TempDir, Catalog) {
         let dir = tempfile::tempdir().expect("temp dir");
         let key = crate::crypto::MasterKey::random();
         let vault_id = VaultId::random();
@@ -869,7 +849,16 @@ mod tests {
             wrapped_key: WrappedKey::wrap(&key, vault_id, b"p", kdf).expect("wraps"),
             chunker: crate::chunk::CHUNKER_VERSION.into(),
         };
-        drop(Catalog::create(dir.path(), &info).expect("creates"));
+        let catalog = Catalog::create(dir.path(), &info).expect("creates");
+        (dir, catalog)
+    }
+
+    /// T27: nothing is claimed durable that was not synced: every connection the
+    /// catalog opens commits with a full fsync, in WAL mode.
+    #[test]
+    fn t27_every_catalog_commit_is_synced() {
+        let (dir, catalog) = new_catalog();
+        drop(catalog);
         let catalog = Catalog::open(dir.path(), "dir:/nowhere").expect("opens");
         let synchronous: i64 = catalog
             .conn

@@ -201,11 +201,17 @@ pub fn decode_tree(stream: &[u8]) -> crate::error::Result<Vec<Node>> {
     let body = stream
         .strip_prefix(TREE_HEADER)
         .ok_or_else(|| crate::error::Error::corrupt("tree header missing"))?;
-    body.split(|b| *b == b'\n')
+    decode_nodes(body, "tree node")
+}
+
+/// Decode lines written by `encode_node`; `what` names them in an error.
+pub fn decode_nodes(lines: &[u8], what: &str) -> crate::error::Result<Vec<Node>> {
+    lines
+        .split(|b| *b == b'\n')
         .filter(|line| !line.is_empty())
         .map(|line| {
             serde_json::from_slice(line)
-                .map_err(|e| crate::error::Error::corrupt(format!("tree node: {e}")))
+                .map_err(|e| crate::error::Error::corrupt(format!("{what}: {e}")))
         })
         .collect()
 }
