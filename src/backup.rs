@@ -420,6 +420,9 @@ fn walk_sources(
     jobs: SyncSender<(PathBuf, Node, Origin)>,
 ) -> Result<()> {
     let stopped = || Error::new(ErrorKind::Io, "backup stopped");
+    // The parent's nodes and the sealed volumes as they are now: what this run
+    // seals meanwhile is not needed to decide what to reuse.
+    let _view = catalog.read_view()?;
     let mut lookup = |path: &model::PathBytes| -> Result<Option<Node>> {
         let Some(parent) = parent else {
             return Ok(None);

@@ -46,14 +46,10 @@ CREATE TABLE IF NOT EXISTS notes(sequence INTEGER PRIMARY KEY, note TEXT NOT NUL
     };
 }
 
-/// Schema 6: a snapshot's nodes, staged one row each while a backup runs, then
-/// folded into pages shared between snapshots (see `nodes`).
+/// Schema 6: a snapshot's nodes in pages shared between snapshots (see `nodes`).
 macro_rules! node_tables {
     () => {
-        "CREATE TABLE IF NOT EXISTS staged_nodes(
-  snapshot TEXT NOT NULL, folder BLOB NOT NULL, path BLOB NOT NULL, node TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS staged_by_folder ON staged_nodes(snapshot, folder, path);
-CREATE TABLE IF NOT EXISTS node_pages(
+        "CREATE TABLE IF NOT EXISTS node_pages(
   id INTEGER PRIMARY KEY AUTOINCREMENT, digest BLOB NOT NULL UNIQUE, nodes BLOB NOT NULL,
   refs INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshot_pages(
@@ -167,6 +163,12 @@ pub struct BlobLocation {
     pub plain_len: u32,
 }
 
+/// A consistent view of the catalog until dropped: the lookups made inside it share
+/// one read transaction instead of opening one each (a walk makes several a file).
+pub struct ReadView<'a> {
+    _open: rusqlite::Transaction<'a>,
+}
+
 /// An open catalog connection.
 pub struct Catalog {
     conn: Connection,
@@ -174,6 +176,14 @@ pub struct Catalog {
     /// The node page read last, by id (pages never change; ids are never reused).
     page_cache: std::cell::RefCell<Option<(i64, Vec<Node>)>>,
 }
+
+/// Nodes of the snapshot being written, one row each until folded into pages. A
+/// temporary table of the connection: nothing of a pending snapshot needs to survive
+/// the run, so staging costs no WAL or fsync, and a crash leaves nothing behind.
+const STAGING: &str = "PRAGMA temp_store = FILE;
+CREATE TEMP TABLE IF NOT EXISTS staged_nodes(
+  snapshot TEXT NOT NULL, folder BLOB NOT NULL, path BLOB NOT NULL, node TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS temp.staged_by_folder ON staged_nodes(snapshot, folder, path);";
 
 fn open_connection(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
@@ -184,6 +194,7 @@ fn open_connection(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.execute_batch(STAGING)?;
     Ok(conn)
 }
 
@@ -276,6 +287,13 @@ impl Catalog {
             )));
         }
         Ok(Catalog::on(conn, dir))
+    }
+
+    /// Read from one consistent state of the catalog until the view is dropped.
+    pub fn read_view(&self) -> Result<ReadView<'_>> {
+        Ok(ReadView {
+            _open: self.conn.unchecked_transaction()?,
+        })
     }
 
     /// A second connection to the same catalog (for worker threads).

@@ -231,29 +231,26 @@ pub(super) fn drop_nodes(conn: &Connection, sid: &str) -> Result<()> {
     Ok(())
 }
 
-/// Schema 6: the one-row-per-node table of earlier schemas becomes pages.
+/// Schema 6: the one-row-per-node table of earlier schemas becomes pages. Nodes
+/// of pending snapshots go with it: the next run would discard them anyway.
 pub(super) fn migrate_to_pages(conn: &Connection) -> Result<()> {
-    {
-        let mut read = conn.prepare("SELECT snapshot, path, node FROM nodes")?;
-        let mut stage = conn.prepare(
-            "INSERT INTO staged_nodes(snapshot, folder, path, node) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        let mut rows = read.query([])?;
-        while let Some(row) = rows.next()? {
-            let (sid, path, node): (String, Vec<u8>, String) =
-                (row.get(0)?, row.get(1)?, row.get(2)?);
-            stage.execute(params![sid, folder_of(&path), path, node])?;
-        }
-    }
-    conn.execute_batch("DROP TABLE nodes;")?;
-    // Pending snapshots stay staged: the next run discards them as before.
     let complete = conn
         .prepare("SELECT id FROM snapshots WHERE state = 'complete'")?
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
+    let mut read = conn.prepare("SELECT path, node FROM nodes WHERE snapshot = ?1")?;
+    let mut stage = conn.prepare(
+        "INSERT INTO staged_nodes(snapshot, folder, path, node) VALUES (?1, ?2, ?3, ?4)",
+    )?;
     for sid in complete {
+        let mut rows = read.query(params![sid])?;
+        while let Some(row) = rows.next()? {
+            let (path, node): (Vec<u8>, String) = (row.get(0)?, row.get(1)?);
+            stage.execute(params![sid, folder_of(&path), path, node])?;
+        }
         fold(conn, &sid)?;
     }
+    conn.execute_batch("DROP TABLE nodes;")?;
     Ok(())
 }
 
@@ -396,7 +393,7 @@ mod tests {
     }
 
     #[test]
-    fn a_schema_5_catalog_keeps_its_nodes_and_pending_snapshots_are_discarded() {
+    fn a_schema_5_catalog_keeps_the_nodes_of_its_complete_snapshots() {
         let (dir, catalog) = super::super::tests::new_catalog();
         let tree = tricky_tree(6);
         let kept = SnapshotId::random();
@@ -405,7 +402,7 @@ mod tests {
         catalog
             .conn
             .execute_batch(
-                "DROP TABLE staged_nodes; DROP TABLE snapshot_pages; DROP TABLE node_pages;
+                "DROP TABLE snapshot_pages; DROP TABLE node_pages;
                  CREATE TABLE nodes(snapshot TEXT NOT NULL, path BLOB NOT NULL, node TEXT NOT NULL);
                  CREATE INDEX nodes_by_path ON nodes(snapshot, path);
                  PRAGMA user_version = 5;",
@@ -434,9 +431,8 @@ mod tests {
         let mut catalog = Catalog::open(dir.path(), "dir:/nowhere").expect("migrates");
         let want: Vec<String> = tree.iter().map(|n| n.path.escaped()).collect();
         assert_eq!(paths(&catalog, &kept), want);
-        assert_eq!(count(&catalog, "staged_nodes"), tree.len() as i64);
-        assert_eq!(catalog.discard_pending().expect("discards"), 1);
         assert_eq!(count(&catalog, "staged_nodes"), 0);
+        assert_eq!(catalog.discard_pending().expect("discards"), 1);
         assert_eq!(paths(&catalog, &kept), want);
         let version: i64 = catalog
             .conn
