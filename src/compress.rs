@@ -30,7 +30,43 @@ pub fn compress(plain: &[u8], level: i32) -> Vec<u8> {
     out
 }
 
-/// Undo [`compress`]; `plain_len` is the exact expected length (from the encrypted header).
+/// Compress what `write` writes without ever holding it whole: appends the codec byte
+/// and one zstd frame to `out` and returns it with the plain length. For a large text
+/// made piece by piece (a volume index), where [`compress`] would hold plain and
+/// packed copies at once.
+pub fn compress_streamed(
+    mut out: Vec<u8>,
+    level: i32,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> std::io::Result<(Vec<u8>, u64)> {
+    out.push(CODEC_ZSTD);
+    let mut counted = Counted {
+        inner: zstd::stream::Encoder::new(out, level)?,
+        bytes: 0,
+    };
+    write(&mut counted)?;
+    Ok((counted.inner.finish()?, counted.bytes))
+}
+
+/// Counts the bytes written through it.
+struct Counted<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Undo [`compress`] and [`compress_streamed`]; `plain_len` is the exact expected length (from the encrypted header).
 pub fn decompress(encoded: &[u8], plain_len: usize) -> Result<Vec<u8>> {
     let (codec, payload) = encoded
         .split_first()
@@ -65,6 +101,23 @@ mod tests {
             .collect();
         let stored = compress(&noise, 3);
         assert_eq!(decompress(&stored, noise.len()).unwrap(), noise);
+    }
+
+    #[test]
+    fn a_streamed_frame_reads_back_like_a_whole_one() {
+        let text = b"{\"id\":\"00ff\"}".repeat(50_000);
+        let (packed, len) = compress_streamed(vec![7], 3, |out| {
+            for piece in text.chunks(1000) {
+                out.write_all(piece)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(len, text.len() as u64);
+        assert_eq!(packed[0], 7, "appended after what was there");
+        assert!(packed.len() < text.len() / 10);
+        assert_eq!(decompress(&packed[1..], text.len()).unwrap(), text);
+        assert!(decompress(&packed[1..], text.len() - 1).is_err());
     }
 
     #[test]
