@@ -662,12 +662,8 @@ impl Catalog {
     /// Drop what a crashed run left: snapshots that never completed and their nodes.
     pub fn discard_pending(&mut self) -> Result<usize> {
         let tx = self.conn.transaction()?;
-        let pending = tx
-            .prepare("SELECT id FROM snapshots WHERE state = 'pending'")?
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        for sid in &pending {
-            nodes::drop_nodes(&tx, sid)?;
+        for sid in snapshot_ids(&tx, "pending")? {
+            nodes::drop_nodes(&tx, &sid)?;
         }
         let n = tx.execute("DELETE FROM snapshots WHERE state = 'pending'", [])?;
         tx.commit()?;
@@ -787,6 +783,14 @@ impl Catalog {
             ))),
         }
     }
+}
+
+/// Ids of the snapshots in `state` (`pending`, `complete` or `forgotten`).
+fn snapshot_ids(conn: &Connection, state: &str) -> Result<Vec<String>> {
+    Ok(conn
+        .prepare("SELECT id FROM snapshots WHERE state = ?1")?
+        .query_map(params![state], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?)
 }
 
 fn complete(tx: &rusqlite::Transaction<'_>, record: &SnapshotRecord, sequence: u64) -> Result<()> {

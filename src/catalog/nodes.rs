@@ -234,10 +234,7 @@ pub(super) fn drop_nodes(conn: &Connection, sid: &str) -> Result<()> {
 /// Schema 6: the one-row-per-node table of earlier schemas becomes pages. Nodes
 /// of pending snapshots go with it: the next run would discard them anyway.
 pub(super) fn migrate_to_pages(conn: &Connection) -> Result<()> {
-    let complete = conn
-        .prepare("SELECT id FROM snapshots WHERE state = 'complete'")?
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
+    let complete = super::snapshot_ids(conn, "complete")?;
     let mut read = conn.prepare("SELECT path, node FROM nodes WHERE snapshot = ?1")?;
     let mut stage = conn.prepare(
         "INSERT INTO staged_nodes(snapshot, folder, path, node) VALUES (?1, ?2, ?3, ?4)",
