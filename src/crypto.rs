@@ -17,6 +17,8 @@ use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+mod kdf_memory;
+
 /// AES-GCM authentication tag length, added to every sealed blob.
 pub const TAG_BYTES: usize = 16;
 /// The nonce counter value reserved for a pack's encrypted header.
@@ -363,12 +365,17 @@ impl KdfParams {
         let params =
             argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
                 .map_err(|e| Error::corrupt(format!("key derivation parameters: {e}")))?;
+        let blocks = params.block_count();
         let argon =
             argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = WrappingKey([0u8; 32]);
-        argon
-            .hash_password_into(passphrase, &salt, &mut out.0)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("key derivation failed: {e}")))?;
+        match kdf_memory::KdfMemory::new(blocks) {
+            Some(memory) => {
+                argon.hash_password_into_with_memory(passphrase, &salt, &mut out.0, memory)
+            }
+            None => argon.hash_password_into(passphrase, &salt, &mut out.0),
+        }
+        .map_err(|e| Error::new(ErrorKind::Io, format!("key derivation failed: {e}")))?;
         Ok(out)
     }
 }
@@ -464,6 +471,20 @@ mod tests {
 
     fn fast_kdf() -> KdfParams {
         KdfParams::new(MIN_KDF_MEMORY_KIB, 1, 1).unwrap()
+    }
+
+    #[test]
+    fn huge_page_memory_derives_what_argon2_derives_on_its_own() {
+        // Four lanes over 8 MiB and four blocks: lanes that end off a huge-page edge.
+        let kdf = KdfParams::new(MIN_KDF_MEMORY_KIB + 4, 2, 4).unwrap();
+        let salt = crate::ids::from_hex::<16>(&kdf.salt).unwrap();
+        let params = argon2::Params::new(kdf.memory_kib, 2, 4, Some(32)).unwrap();
+        let mut alone = [0u8; 32];
+        argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password_into(b"passphrase", &salt, &mut alone)
+            .unwrap();
+        assert_eq!(kdf.derive(b"passphrase").unwrap().0, alone);
+        assert_ne!(kdf.derive(b"passphrasE").unwrap().0, alone);
     }
 
     #[test]
