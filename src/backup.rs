@@ -13,6 +13,7 @@ use crate::compress;
 use crate::crypto::{BlobKind, ChunkIdKey, MasterKey};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{SnapshotId, VolumeId};
+use crate::keys::KeySource;
 use crate::model::{self, ChunkRef, Node, NodeKind, SnapshotRecord, SnapshotStats};
 use crate::pack::PackBuilder;
 use crate::progress::{Event, Observer, Silent};
@@ -116,13 +117,13 @@ fn refuse_stale_catalog(catalog: &Catalog, listing: &crate::vault::Listing) -> R
 fn prepare_to_write(
     vault: &dyn Vault,
     catalog: &mut Catalog,
-    key: &MasterKey,
+    key: &dyn KeySource,
     info: &VaultInfo,
 ) -> Result<(crate::vault::Listing, Vec<String>)> {
     let interrupted = catalog.discard_pending()? > 0;
     let listing = vault.list()?;
     let adopted = if interrupted {
-        adopt_unrecorded_volume(vault, catalog, key, info, &listing)?
+        adopt_unrecorded_volume(vault, catalog, key.master_key()?, info, &listing)?
     } else {
         Vec::new()
     };
@@ -202,10 +203,13 @@ fn mark_missing_volumes(
 }
 
 /// Back up `options.sources` into new volumes and record the snapshot.
+///
+/// `key` may still be being derived ([`crate::keys::Unlocking`]): the walk against the
+/// parent snapshot runs meanwhile.
 pub fn backup(
     vault: &dyn Vault,
     catalog: &mut Catalog,
-    key: &MasterKey,
+    key: &dyn KeySource,
     options: &BackupOptions,
     progress: &dyn Observer,
 ) -> Result<BackupSummary> {
@@ -245,7 +249,7 @@ const MEDIUM_RETRIES: usize = 2;
 fn backup_once(
     vault: &dyn Vault,
     catalog: &mut Catalog,
-    key: &MasterKey,
+    key: &dyn KeySource,
     options: &BackupOptions,
     progress: &dyn Observer,
 ) -> Result<(BackupSummary, bool)> {
@@ -268,8 +272,6 @@ fn backup_once(
     let snapshot_id = SnapshotId::random();
     catalog.begin_snapshot(&snapshot_id)?;
 
-    let ids = key.chunk_id_key();
-    let params = ChunkParams::from_seed(key.chunker_seed());
     // A new set depends on no earlier volume: it deduplicates only within itself.
     let volume_set = if options.new_set {
         catalog.next_sequence()?
@@ -302,18 +304,35 @@ fn backup_once(
     let mut warnings: Vec<String> = lost;
     let outcome = std::thread::scope(|scope| -> Result<()> {
         for _ in 0..threads {
-            let worker = Worker {
-                progress,
-                catalog: writer.catalog.reopen()?,
-                ids: ids.clone(),
-                chunker: chunk::Chunker::new(params),
-                level: options.compression_level,
-                claimed: Arc::clone(&claimed),
-                out: msg_tx.clone(),
-            };
+            let catalog = writer.catalog.reopen()?;
+            let claimed = Arc::clone(&claimed);
+            let out = msg_tx.clone();
             let jobs = Arc::clone(&job_rx);
-            scope.spawn(move || worker.run(&jobs));
+            let level = options.compression_level;
+            scope.spawn(move || {
+                // Waits for the key, whose derivation the walk overlaps.
+                let key = match key.master_key() {
+                    Ok(key) => key,
+                    Err(err) => {
+                        let _ = out.send(Msg::Failed(err));
+                        return;
+                    }
+                };
+                let worker = Worker {
+                    progress,
+                    catalog,
+                    ids: key.chunk_id_key(),
+                    chunker: chunk::Chunker::new(ChunkParams::from_seed(key.chunker_seed())),
+                    level,
+                    claimed,
+                    out,
+                };
+                worker.run(&jobs)
+            });
         }
+        // Only the workers hold the jobs' receiver: once they have all stopped, the
+        // walk's next job fails instead of waiting for ever.
+        drop(job_rx);
         let walker_catalog = writer.catalog.reopen()?;
         let walker_out = msg_tx.clone();
         drop(msg_tx);
@@ -342,6 +361,9 @@ fn backup_once(
     outcome?;
 
     writer.flush_nodes(&snapshot_id)?;
+    let master = key.master_key()?;
+    let ids = master.chunk_id_key();
+    let params = ChunkParams::from_seed(master.chunker_seed());
     let tree = writer.write_tree(&snapshot_id, &ids, params, &claimed)?;
     let record = SnapshotRecord {
         id: snapshot_id,
@@ -642,7 +664,7 @@ struct VolumeShape {
 struct Writer<'a> {
     vault: &'a dyn Vault,
     catalog: &'a mut Catalog,
-    key: &'a MasterKey,
+    key: &'a dyn KeySource,
     info: VaultInfo,
     shape: VolumeShape,
     pack_target: u64,
@@ -662,7 +684,7 @@ impl<'a> Writer<'a> {
     fn new(
         vault: &'a dyn Vault,
         catalog: &'a mut Catalog,
-        key: &'a MasterKey,
+        key: &'a dyn KeySource,
         info: VaultInfo,
         shape: VolumeShape,
         progress: &'a dyn Observer,
@@ -805,11 +827,11 @@ impl<'a> Writer<'a> {
         }
         let volume = self.current.as_mut().expect("opened above");
         let number = volume.packs.len() as u32 + 1;
-        let sealer = self
-            .key
+        let key = self.key.master_key()?;
+        let sealer = key
             .volume_key(&volume.volume_id)
             .pack_sealer(self.info.vault_id, number);
-        let pack = std::mem::take(&mut self.builder).finish(sealer, &self.key.chunk_id_key())?;
+        let pack = std::mem::take(&mut self.builder).finish(sealer, &key.chunk_id_key())?;
         let offset = volume
             .writer
             .append_pack(number, &pack.bytes, pack.entries.len())?;
@@ -837,7 +859,8 @@ impl<'a> Writer<'a> {
             volume_set: Some(self.shape.volume_set),
             consolidation: self.shape.consolidation,
         };
-        let sealed_index = index.seal(self.info.vault_id, &self.key.volume_key(&volume.volume_id));
+        let key = self.key.master_key()?;
+        let sealed_index = index.seal(self.info.vault_id, &key.volume_key(&volume.volume_id));
         let written = volume.writer.finish(&sealed_index)?;
         written.sink.seal()?;
         let mut state = "sealed";

@@ -8,13 +8,16 @@
 
 use crate::catalog::{Catalog, VaultInfo};
 use crate::crypto::{KdfParams, MasterKey, WrappedKey};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{VaultId, VolumeId};
 use crate::vault::Vault;
 use crate::volume::{Label, FORMAT_VERSION};
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+use std::thread::JoinHandle;
+use zeroize::Zeroizing;
 
 /// The vault label object at a vault's root.
 pub const VAULT_LABEL: &str = "vault.tvl";
@@ -88,7 +91,10 @@ pub fn init(
 
 /// Unwrap the master key with `passphrase` and check it against the catalog's pin.
 pub fn unlock(catalog: &Catalog, passphrase: &[u8]) -> Result<MasterKey> {
-    let info = catalog.vault_info()?;
+    unlock_info(&catalog.vault_info()?, passphrase)
+}
+
+fn unlock_info(info: &VaultInfo, passphrase: &[u8]) -> Result<MasterKey> {
     let key = info.wrapped_key.unwrap(info.vault_id, passphrase)?;
     if key.fingerprint() != info.fingerprint {
         return Err(Error::corrupt(
@@ -96,6 +102,62 @@ pub fn unlock(catalog: &Catalog, passphrase: &[u8]) -> Result<MasterKey> {
         ));
     }
     Ok(key)
+}
+
+/// Where a run gets the master key: at hand, or still being derived ([`Unlocking`]).
+pub trait KeySource: Sync {
+    /// The master key, once its derivation is done; the derivation's error otherwise.
+    fn master_key(&self) -> Result<&MasterKey>;
+}
+
+impl KeySource for MasterKey {
+    fn master_key(&self) -> Result<&MasterKey> {
+        Ok(self)
+    }
+}
+
+/// The master key being unwrapped on a thread of its own.
+///
+/// The key derivation (argon2id, 256 MiB by default) takes most of a second: longer
+/// than an unchanged backup's whole walk against its parent, which needs no key. A
+/// run starts it first and waits only where it first needs the key.
+pub struct Unlocking {
+    derivation: Mutex<Option<JoinHandle<Result<MasterKey>>>>,
+    /// The outcome, kept for every caller: an error as its kind and message.
+    outcome: OnceLock<std::result::Result<MasterKey, (ErrorKind, String)>>,
+}
+
+impl Unlocking {
+    /// Start unwrapping the catalog's key with `passphrase`.
+    pub fn start(catalog: &Catalog, passphrase: Zeroizing<Vec<u8>>) -> Result<Unlocking> {
+        let info = catalog.vault_info()?;
+        let derivation = std::thread::Builder::new()
+            .name("key-derivation".into())
+            .spawn(move || unlock_info(&info, &passphrase))
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot start a thread: {e}")))?;
+        Ok(Unlocking {
+            derivation: Mutex::new(Some(derivation)),
+            outcome: OnceLock::new(),
+        })
+    }
+}
+
+impl KeySource for Unlocking {
+    fn master_key(&self) -> Result<&MasterKey> {
+        let outcome = self.outcome.get_or_init(|| {
+            let derivation = self.derivation.lock().ok().and_then(|mut d| d.take());
+            match derivation.map(JoinHandle::join) {
+                Some(Ok(unlocked)) => unlocked.map_err(|e| (e.kind(), e.to_string())),
+                _ => Err((
+                    ErrorKind::Io,
+                    "the key derivation stopped unexpectedly".into(),
+                )),
+            }
+        });
+        outcome
+            .as_ref()
+            .map_err(|(kind, message)| Error::new(*kind, message.clone()))
+    }
 }
 
 /// Write a new key label (`vault-XXXXXXXX.tvl`) holding `wrapped`, so the vault alone

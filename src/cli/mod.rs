@@ -17,6 +17,7 @@ pub use generate::{completions, pages as man_pages};
 
 use crate::catalog::{self, Catalog};
 use crate::error::{Error, Result};
+use crate::keys::KeySource;
 use crate::vault::{self, Vault};
 use args::{CatalogCommand, Command, Global, KeyCommand};
 use clap::Parser;
@@ -87,7 +88,8 @@ fn metrics_command(command: &Command) -> Option<&'static str> {
 struct Writing {
     vault: Box<dyn Vault>,
     catalog: Catalog,
-    key: crate::crypto::MasterKey,
+    /// Still being derived when a run starts: a backup walks meanwhile.
+    key: crate::keys::Unlocking,
     _locks: (crate::lock::RunLock, crate::lock::RunLock),
 }
 
@@ -164,7 +166,7 @@ impl Context {
         let catalog = self.catalog_for(vault.as_ref())?;
         let catalog_lock = catalog::lock(&self.catalog_dir)?;
         let vault_lock = vault.lock_writers()?;
-        let key = crate::keys::unlock(&catalog, &self.passphrase(false)?)?;
+        let key = crate::keys::Unlocking::start(&catalog, self.passphrase(false)?)?;
         Ok(Writing {
             vault,
             catalog,
@@ -436,8 +438,12 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
                 dry_run: args.dry_run,
             };
             let mut run = ctx.for_writing()?;
-            let report =
-                crate::prune::forget(run.vault.as_ref(), &mut run.catalog, &run.key, &options)?;
+            let report = crate::prune::forget(
+                run.vault.as_ref(),
+                &mut run.catalog,
+                run.key.master_key()?,
+                &options,
+            )?;
             out.forget(&report);
             Ok(exit::for_report(false, !report.warnings.is_empty()))
         }
@@ -463,7 +469,7 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
             let report = crate::prune::consolidate(
                 run.vault.as_ref(),
                 &mut run.catalog,
-                &run.key,
+                run.key.master_key()?,
                 &options,
             )?;
             out.consolidate(&report);
@@ -472,8 +478,12 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
         }
         Command::Prune(args) => {
             let mut run = ctx.for_writing()?;
-            let report =
-                crate::prune::prune(run.vault.as_ref(), &mut run.catalog, &run.key, args.dry_run)?;
+            let report = crate::prune::prune(
+                run.vault.as_ref(),
+                &mut run.catalog,
+                run.key.master_key()?,
+                args.dry_run,
+            )?;
             out.prune(&report);
             Ok(exit::for_report(false, !report.warnings.is_empty()))
         }

@@ -35,6 +35,41 @@ fn t44_wrong_or_empty_passphrase_is_exit_5_and_creates_nothing() {
 }
 
 #[test]
+fn wrong_passphrase_stops_a_backup_whose_walk_started_and_stores_nothing() {
+    let env = Env::new();
+    std::fs::write(env.src().join("f"), b"data").unwrap();
+    env.backup(&[]);
+    // More new files than the workers' queue holds, so the walk is still handing out
+    // files when the key derivation fails: it must stop, not wait for the workers.
+    for i in 0..600 {
+        std::fs::write(env.src().join(format!("new-{i}")), format!("new {i}")).unwrap();
+    }
+    let volumes = env.volumes();
+    std::fs::write(env.path("pass"), "wrong").unwrap();
+    let src = env.src();
+    let mut backup = env.tv(&["backup", src.to_str().unwrap()]);
+    backup.timeout(std::time::Duration::from_secs(120));
+    let (code, err) = code_and_stderr(backup);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("wrong passphrase"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert_eq!(
+        env.volumes(),
+        volumes,
+        "a wrong key must not write a volume"
+    );
+    std::fs::write(env.path("pass"), PASSPHRASE).unwrap();
+    let summary = env.backup(&[]);
+    assert_eq!(summary["snapshot"]["stats"]["files_new"], 600, "{summary}");
+    let (code, listed, err) = run_json(env.tv(&["snapshots", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(listed["snapshots"].as_array().unwrap().len(), 2, "{listed}");
+    let (code, _, landed) = env.restore("out", &[]);
+    assert_eq!(code, 0);
+    assert_same_tree(&env.src(), &landed);
+}
+
+#[test]
 fn missing_catalog_or_vault_is_exit_1_naming_the_fix() {
     let env = Env::uninitialised();
     let src = env.src();
