@@ -77,6 +77,9 @@ pub struct BackupSummary {
 
 enum Msg {
     Node(Node, Origin),
+    /// Nodes the walk decided without reading (folders, links, unchanged files), sent
+    /// in batches: one message per node kept the walk and the writer waking each other.
+    Nodes(Vec<(Node, Origin)>),
     Chunk {
         kind: BlobKind,
         id: crate::ids::ChunkId,
@@ -460,17 +463,29 @@ fn walk_sources(
         }
         Ok(Some(node))
     };
+    let mut ready = Vec::with_capacity(READY_BATCH);
     let mut emit = |found: Found| -> Result<()> {
         match found {
-            Found::Ready(node, origin) => out.send(Msg::Node(node, origin)).map_err(|_| stopped()),
+            Found::Ready(node, origin) => {
+                ready.push((node, origin));
+                if ready.len() < READY_BATCH {
+                    return Ok(());
+                }
+                let batch = std::mem::replace(&mut ready, Vec::with_capacity(READY_BATCH));
+                out.send(Msg::Nodes(batch)).map_err(|_| stopped())
+            }
             Found::Read(path, node, origin) => {
                 jobs.send((path, node, origin)).map_err(|_| stopped())
             }
             Found::Warning(w) => out.send(Msg::Warning(w)).map_err(|_| stopped()),
         }
     };
-    source::walk(sources, options, &mut lookup, &mut emit)
+    source::walk(sources, options, &mut lookup, &mut emit)?;
+    out.send(Msg::Nodes(ready)).map_err(|_| stopped())
 }
+
+/// Nodes the walk sends to the writer at once.
+const READY_BATCH: usize = 256;
 
 /// The chunks this run has decided to store: each is claimed exactly once.
 struct Claims {
@@ -727,25 +742,39 @@ impl<'a> Writer<'a> {
                     stats.bytes_added += u64::from(plain_len);
                     self.add_blob(kind, id, plain_len, encoded)?;
                 }
-                Msg::Node(node, origin) => {
-                    count(stats, &node, origin);
-                    if node.kind == NodeKind::File {
-                        if origin == Origin::Unchanged {
-                            self.progress.on(Event::Bytes(node.size));
-                        }
-                        self.progress.on(Event::File {
-                            path: &node.path,
-                            origin,
-                        });
-                    }
-                    self.nodes.push(node);
-                    if self.nodes.len() >= NODE_BATCH {
-                        self.flush_nodes(snapshot)?;
+                Msg::Node(node, origin) => self.take_node(node, origin, snapshot, stats)?,
+                Msg::Nodes(nodes) => {
+                    for (node, origin) in nodes {
+                        self.take_node(node, origin, snapshot, stats)?;
                     }
                 }
                 Msg::Warning(w) => warnings.push(w),
                 Msg::Failed(err) => return Err(err),
             }
+        }
+        Ok(())
+    }
+
+    fn take_node(
+        &mut self,
+        node: Node,
+        origin: Origin,
+        snapshot: &SnapshotId,
+        stats: &mut SnapshotStats,
+    ) -> Result<()> {
+        count(stats, &node, origin);
+        if node.kind == NodeKind::File {
+            if origin == Origin::Unchanged {
+                self.progress.on(Event::Bytes(node.size));
+            }
+            self.progress.on(Event::File {
+                path: &node.path,
+                origin,
+            });
+        }
+        self.nodes.push(node);
+        if self.nodes.len() >= NODE_BATCH {
+            self.flush_nodes(snapshot)?;
         }
         Ok(())
     }
