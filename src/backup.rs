@@ -289,9 +289,9 @@ fn backup_once(
     } else {
         options.threads
     };
-    // Compressed chunks waiting for the writer: 32 (up to 64 MiB) cover a pack being
-    // sealed; 64 was no faster and raised the peak by 20 MiB.
-    let (msg_tx, msg_rx) = sync_channel::<Msg>(32);
+    // Compressed chunks waiting for the writer: 16 (up to 32 MiB) cover a pack being
+    // sealed. 32 was no faster and raised the peak by 40 MiB, 64 by 20 MiB more.
+    let (msg_tx, msg_rx) = sync_channel::<Msg>(16);
     let (job_tx, job_rx) = sync_channel::<(PathBuf, Node, Origin)>(256);
     let job_rx = Arc::new(Mutex::new(job_rx));
 
