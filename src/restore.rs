@@ -130,11 +130,51 @@ struct PendingFile {
     temp: Vec<u8>,
     missing: Vec<(u64, u64)>,
     reason: Option<String>,
-    /// The whole-file hash of what was written, while chunks come in file order: it
-    /// spares reading the file back. Dropped at the first chunk out of order.
-    hashing: Option<blake3::Hasher>,
-    /// How far `hashing` has come.
-    hashed_to: u64,
+    hash: WriteHash,
+}
+
+/// The whole-file hash of what was written, taken while chunks come in file order: it
+/// spares reading the file back.
+enum WriteHash {
+    /// Every chunk so far came in order, up to this offset. The hasher (about 2 KiB)
+    /// exists only while the file is part written: a million files waiting hold none.
+    InOrder(u64, Option<Box<blake3::Hasher>>),
+    /// Every byte came in order.
+    Whole(blake3::Hash),
+    /// A chunk came out of order: the file is read back.
+    ReadBack,
+}
+
+impl WriteHash {
+    fn new() -> WriteHash {
+        WriteHash::InOrder(0, None)
+    }
+
+    /// `plain` was written at `offset` of a file of `size` bytes.
+    fn add(&mut self, offset: u64, plain: &[u8], size: u64) {
+        *self = match std::mem::replace(self, WriteHash::ReadBack) {
+            WriteHash::InOrder(hashed_to, hasher) if hashed_to == offset => {
+                let mut hasher = hasher.unwrap_or_default();
+                hasher.update(plain);
+                let hashed_to = offset + plain.len() as u64;
+                if hashed_to == size {
+                    WriteHash::Whole(hasher.finalize())
+                } else {
+                    WriteHash::InOrder(hashed_to, Some(hasher))
+                }
+            }
+            _ => WriteHash::ReadBack,
+        };
+    }
+
+    /// The hash of a file of `size` bytes, if every byte came in order.
+    fn whole(&self, size: u64) -> Option<blake3::Hash> {
+        match self {
+            WriteHash::Whole(hash) => Some(*hash),
+            WriteHash::InOrder(0, None) if size == 0 => Some(blake3::hash(b"")),
+            _ => None,
+        }
+    }
 }
 
 /// Chunks waiting between the reading thread and the writing one: at most 16 MiB
@@ -226,14 +266,7 @@ impl OpenFiles {
             }
         };
         self.open[slot].1.write_all_at(plain, offset)?;
-        if offset == file.hashed_to {
-            if let Some(hasher) = &mut file.hashing {
-                hasher.update(plain);
-                file.hashed_to += plain.len() as u64;
-            }
-        } else {
-            file.hashing = None;
-        }
+        file.hash.add(offset, plain, file.node.size);
         Ok(())
     }
 }
@@ -430,42 +463,36 @@ pub fn restore(
     }
     let mut files: Vec<PendingFile> = Vec::new();
     let mut restored_dirs = Vec::new();
-    for node in &nodes {
-        let (parent, name) = parent_and_name(&node.path);
-        let escaped = node.path.escaped();
+    // Links and special files, made once the files are. Nodes move, not copied: a
+    // restore of a million files holds each once.
+    let mut others = Vec::new();
+    for node in nodes {
         if node.path.0.is_empty() {
             continue;
         }
-        let step = (|| -> std::io::Result<()> {
-            let dir = target.dir(&parent)?;
-            match node.kind {
-                NodeKind::Dir => {
-                    target::make_dir(&dir, &name, options.overwrite)?;
-                    restored_dirs.push(node.clone());
-                }
-                NodeKind::File => {
-                    // Sized at the end: extending first makes the kernel zero every page twice.
-                    let (_, temp) = target::create_temp(&dir, &name)?;
-                    files.push(PendingFile {
-                        node: node.clone(),
-                        parent: parent.clone(),
-                        name: name.clone(),
-                        temp,
-                        missing: Vec::new(),
-                        reason: None,
-                        hashing: Some(blake3::Hasher::new()),
-                        hashed_to: 0,
-                    });
-                }
-                _ => {}
-            }
-            Ok(())
-        })();
-        if let Err(err) = step {
-            report.problems.refused.push(Refusal {
-                path: escaped,
+        let (parent, name) = parent_and_name(&node.path);
+        let made = target.dir(&parent).and_then(|dir| match node.kind {
+            NodeKind::Dir => target::make_dir(&dir, &name, options.overwrite).map(|()| None),
+            // Sized at the end: extending first makes the kernel zero every page twice.
+            NodeKind::File => target::create_temp(&dir, &name).map(|(_, temp)| Some(temp)),
+            _ => Ok(None),
+        });
+        match made {
+            Err(err) => report.problems.refused.push(Refusal {
+                path: node.path.escaped(),
                 reason: err.to_string(),
-            });
+            }),
+            Ok(Some(temp)) => files.push(PendingFile {
+                node,
+                parent,
+                name,
+                temp,
+                missing: Vec::new(),
+                reason: None,
+                hash: WriteHash::new(),
+            }),
+            Ok(None) if node.kind == NodeKind::Dir => restored_dirs.push(node),
+            Ok(None) => others.push(node),
         }
     }
 
@@ -635,7 +662,7 @@ pub fn restore(
             restored_files.insert(path);
         }
     }
-    for node in &nodes {
+    for node in &others {
         let result = match node.kind {
             NodeKind::Hardlink => restore_hardlink(&mut target, node, &restored_files),
             NodeKind::Symlink | NodeKind::Fifo => restore_special(&mut target, node),
@@ -824,6 +851,10 @@ impl ReadKeys<'_> {
         crate::pack::open_blob(sealed, &entry, &sealer, &self.ids)
     }
 }
+
+/// Blobs decoded before they are handed on: enough to keep every core busy, at most
+/// 16 MiB of plain data (chunks are at most 2 MiB).
+const BLOBS_OPENED_AT_ONCE: usize = 8;
 
 /// Open (authenticate, decompress, check) a pack's wanted blobs, spread over the cores:
 /// decoding, not reading, is what bounds a restore.
@@ -1055,28 +1086,30 @@ pub(crate) fn read_volume<R: Read>(
                 (number, reader.read_data(&member)?)
             }
         };
-        let blobs = &per_pack[&number];
         let sealer = volume_key.pack_sealer(vault_id, number);
-        let opened = open_blobs(&data, blobs, &sealer, &keys.ids);
-        if let Some(why) = mismatch.take() {
-            if opened.iter().all(|(_, _, result)| result.is_err()) {
-                return Err(Error::corrupt(why));
+        // A few blobs at a time: a whole pack decoded at once held up to 40 MiB of plain data.
+        for blobs in per_pack[&number].chunks(BLOBS_OPENED_AT_ONCE) {
+            let opened = open_blobs(&data, blobs, &sealer, &keys.ids);
+            if let Some(why) = mismatch.take() {
+                if opened.iter().all(|(_, _, result)| result.is_err()) {
+                    return Err(Error::corrupt(why));
+                }
+                findings.warnings.push(format!(
+                    "volume {}: label damaged ({why}); its packs authenticate as the expected volume",
+                    volume.name
+                ));
             }
-            findings.warnings.push(format!(
-                "volume {}: label damaged ({why}); its packs authenticate as the expected volume",
-                volume.name
-            ));
-        }
-        for (id, loc, result) in opened {
-            match result {
-                Ok(plain) => deliver(id, loc, plain),
-                Err(err) => {
-                    let why = format!(
-                        "volume {} pack {number} blob {}: {err}",
-                        volume.name, loc.position
-                    );
-                    findings.failed_blobs.insert((*id, loc.kind), why.clone());
-                    findings.damage.push(why);
+            for (id, loc, result) in opened {
+                match result {
+                    Ok(plain) => deliver(id, loc, plain),
+                    Err(err) => {
+                        let why = format!(
+                            "volume {} pack {number} blob {}: {err}",
+                            volume.name, loc.position
+                        );
+                        findings.failed_blobs.insert((*id, loc.kind), why.clone());
+                        findings.damage.push(why);
+                    }
                 }
             }
         }
@@ -1135,10 +1168,12 @@ fn finish_file(
         }
     };
     if reason.is_none() {
-        let hash = match file.hashing {
-            Some(hasher) if file.hashed_to == file.node.size => Ok(hasher.finalize()),
+        let hash = match file.hash.whole(file.node.size) {
+            Some(hash) => Ok(hash),
             // Chunks came out of order, or a hole was left: read the file back.
-            _ => target::open_file(&dir, &file.temp, false).and_then(|f| hash_file(&f, read_back)),
+            None => {
+                target::open_file(&dir, &file.temp, false).and_then(|f| hash_file(&f, read_back))
+            }
         };
         match hash {
             Ok(hash) if Some(hash.to_hex().as_str()) == file.node.hash.as_deref() => {}
@@ -1327,8 +1362,7 @@ mod tests {
             temp,
             missing: Vec::new(),
             reason: None,
-            hashing: Some(blake3::Hasher::new()),
-            hashed_to: 0,
+            hash: WriteHash::new(),
         }
     }
 
@@ -1365,8 +1399,16 @@ mod tests {
                     .unwrap();
             }
         }
-        assert_eq!(files[0].hashed_to, content.len() as u64);
-        assert!(files[1].hashing.is_none(), "out of order: read back");
+        assert!(matches!(files[0].hash, WriteHash::Whole(_)), "in order");
+        assert!(matches!(files[1].hash, WriteHash::ReadBack), "out of order");
+        // Half written: the one hasher alive; none for a file not started.
+        let mut half = pending(&mut target, "half", content);
+        assert!(matches!(half.hash, WriteHash::InOrder(0, None)));
+        half.hash.add(0, head, content.len() as u64);
+        assert!(matches!(half.hash, WriteHash::InOrder(11, Some(_))));
+        // A file waiting costs its node and names, not a 2 KiB hasher: a restore of a
+        // million files keeps all of them.
+        assert!(std::mem::size_of::<PendingFile>() < 512);
         drop(open);
         let mut report = RestoreReport::default();
         let mut read_back = vec![0; 4096];
