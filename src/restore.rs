@@ -125,12 +125,18 @@ impl RestoreProblems {
 
 struct PendingFile {
     node: Node,
-    parent: Vec<u8>,
-    name: Vec<u8>,
     temp: Vec<u8>,
     missing: Vec<(u64, u64)>,
     reason: Option<String>,
     hash: WriteHash,
+}
+
+impl PendingFile {
+    /// The folder it goes in and its name there (from its path: a million files waiting
+    /// are worth not holding both twice).
+    fn parent_and_name(&self) -> (&[u8], &[u8]) {
+        parent_and_name(&self.node.path)
+    }
 }
 
 /// The whole-file hash of what was written, taken while chunks come in file order: it
@@ -256,7 +262,7 @@ impl OpenFiles {
         let slot = match self.open.iter().position(|(i, _)| *i == index) {
             Some(slot) => slot,
             None => {
-                let dir = target.dir(&file.parent)?;
+                let dir = target.dir(file.parent_and_name().0)?;
                 let handle = target::open_file(&dir, &file.temp, true)?;
                 if self.open.len() == Self::MAX_OPEN {
                     self.open.remove(0);
@@ -300,10 +306,10 @@ pub struct PlannedVolume {
 type ChunkTargets = HashMap<ChunkId, Vec<(usize, u64)>>;
 pub(crate) type PackPlan = BTreeMap<u64, PackBlobs>;
 
-fn parent_and_name(path: &PathBytes) -> (Vec<u8>, Vec<u8>) {
+fn parent_and_name(path: &PathBytes) -> (&[u8], &[u8]) {
     match path.0.iter().rposition(|b| *b == b'/') {
-        Some(at) => (path.0[..at].to_vec(), path.0[at + 1..].to_vec()),
-        None => (Vec::new(), path.0.clone()),
+        Some(at) => (&path.0[..at], &path.0[at + 1..]),
+        None => (&[], &path.0),
     }
 }
 
@@ -461,7 +467,9 @@ pub fn restore(
     if options.overwrite {
         report.stale_temps_removed = remove_stale_temps(&mut target, &nodes);
     }
-    let mut files: Vec<PendingFile> = Vec::new();
+    // Sized once: grown by doubling, a million files' list was copied and held twice.
+    let file_count = nodes.iter().filter(|n| n.kind == NodeKind::File).count();
+    let mut files: Vec<PendingFile> = Vec::with_capacity(file_count);
     let mut restored_dirs = Vec::new();
     // Links and special files, made once the files are. Nodes move, not copied: a
     // restore of a million files holds each once.
@@ -471,10 +479,10 @@ pub fn restore(
             continue;
         }
         let (parent, name) = parent_and_name(&node.path);
-        let made = target.dir(&parent).and_then(|dir| match node.kind {
-            NodeKind::Dir => target::make_dir(&dir, &name, options.overwrite).map(|()| None),
+        let made = target.dir(parent).and_then(|dir| match node.kind {
+            NodeKind::Dir => target::make_dir(&dir, name, options.overwrite).map(|()| None),
             // Sized at the end: extending first makes the kernel zero every page twice.
-            NodeKind::File => target::create_temp(&dir, &name).map(|(_, temp)| Some(temp)),
+            NodeKind::File => target::create_temp(&dir, name).map(|(_, temp)| Some(temp)),
             _ => Ok(None),
         });
         match made {
@@ -484,8 +492,6 @@ pub fn restore(
             }),
             Ok(Some(temp)) => files.push(PendingFile {
                 node,
-                parent,
-                name,
                 temp,
                 missing: Vec::new(),
                 reason: None,
@@ -510,7 +516,11 @@ pub fn restore(
                 .push((index, chunk.offset));
         }
     }
-    let (packs, unknown) = locate(catalog, wanted.keys().copied(), BlobKind::Data)?;
+    let (packs, unknown) = {
+        // One read transaction for a lookup per chunk, not one each.
+        let _view = catalog.read_view()?;
+        locate(catalog, wanted.keys().copied(), BlobKind::Data)?
+    };
     for id in unknown {
         mark_missing(&mut files, &wanted, &id, "chunk not in the catalog");
     }
@@ -679,10 +689,10 @@ pub fn restore(
     // Folders last, deepest first, so setting their times and modes sticks.
     for node in restored_dirs.iter().rev() {
         let (parent, name) = parent_and_name(&node.path);
-        let applied = target.dir(&parent).and_then(|dir| {
+        let applied = target.dir(parent).and_then(|dir| {
             let fd = rustix::fs::openat(
                 &dir,
-                &name[..],
+                name,
                 rustix::fs::OFlags::RDONLY
                     | rustix::fs::OFlags::DIRECTORY
                     | rustix::fs::OFlags::NOFOLLOW,
@@ -708,7 +718,10 @@ fn remove_stale_temps(target: &mut Target, nodes: &[Node]) -> u64 {
     let mut by_parent: BTreeMap<Vec<u8>, HashSet<Vec<u8>>> = BTreeMap::new();
     for node in nodes.iter().filter(|n| n.kind != NodeKind::Dir) {
         let (parent, name) = parent_and_name(&node.path);
-        by_parent.entry(parent).or_default().insert(name);
+        by_parent
+            .entry(parent.to_vec())
+            .or_default()
+            .insert(name.to_vec());
     }
     by_parent
         .iter()
@@ -750,7 +763,7 @@ fn screen(nodes: Vec<Node>, report: &mut RestoreReport) -> Vec<Node> {
             continue;
         }
         let (parent, _) = parent_and_name(&node.path);
-        if !dirs.contains(&parent) {
+        if !dirs.contains(parent) {
             report.problems.refused.push(Refusal {
                 path,
                 reason: "its parent is not a folder of this restore".into(),
@@ -769,10 +782,10 @@ fn check_conflicts(target: &mut Target, nodes: &[Node], root: &std::path::Path) 
     let mut conflicts = Vec::new();
     for node in nodes {
         let (parent, name) = parent_and_name(&node.path);
-        let Ok(dir) = target.dir(&parent) else {
+        let Ok(dir) = target.dir(parent) else {
             continue;
         };
-        match target::lookup(&dir, &name) {
+        match target::lookup(&dir, name) {
             Ok(Some(rustix::fs::FileType::Directory)) if node.kind == NodeKind::Dir => {}
             Ok(Some(_)) => conflicts.push(node.path.escaped()),
             _ => {}
@@ -1140,7 +1153,8 @@ fn finish_file(
     report: &mut RestoreReport,
 ) -> Option<Vec<u8>> {
     let path = file.node.path.escaped();
-    let dir = match target.dir(&file.parent) {
+    let (parent, name) = file.parent_and_name();
+    let dir = match target.dir(parent) {
         Ok(dir) => dir,
         Err(err) => {
             report.problems.damaged.push(FileDamage {
@@ -1182,7 +1196,7 @@ fn finish_file(
         }
     }
     if let Some(reason) = reason {
-        let mut partial = file.name.clone();
+        let mut partial = name.to_vec();
         partial.extend_from_slice(PARTIAL_SUFFIX.as_bytes());
         let kept = target::rename(&dir, &file.temp, &partial).is_ok();
         let mut missing = merge(file.missing);
@@ -1205,7 +1219,7 @@ fn finish_file(
             .warnings
             .push(format!("{path}: attributes not applied: {err}"));
     }
-    match target::rename(&dir, &file.temp, &file.name) {
+    match target::rename(&dir, &file.temp, name) {
         Ok(()) => {
             report.files += 1;
             Some(file.node.path.0)
@@ -1285,24 +1299,24 @@ fn restore_hardlink(
     }
     let (to_parent, to_name) = parent_and_name(to);
     let (parent, name) = parent_and_name(&node.path);
-    let from_dir = target.dir(&to_parent).map_err(|e| e.to_string())?;
-    let dir = target.dir(&parent).map_err(|e| e.to_string())?;
+    let from_dir = target.dir(to_parent).map_err(|e| e.to_string())?;
+    let dir = target.dir(parent).map_err(|e| e.to_string())?;
     let mut temp = b".tv-link-".to_vec();
     temp.extend_from_slice(&name[..name.len().min(200)]);
     rustix::fs::linkat(
         &from_dir,
-        &to_name[..],
+        to_name,
         &dir,
         &temp[..],
         rustix::fs::AtFlags::empty(),
     )
     .map_err(|e| e.to_string())?;
-    target::rename(&dir, &temp, &name).map_err(|e| e.to_string())
+    target::rename(&dir, &temp, name).map_err(|e| e.to_string())
 }
 
 fn restore_special(target: &mut Target, node: &Node) -> Result<(), String> {
     let (parent, name) = parent_and_name(&node.path);
-    let dir = target.dir(&parent).map_err(|e| e.to_string())?;
+    let dir = target.dir(parent).map_err(|e| e.to_string())?;
     let mut temp = b".tv-new-".to_vec();
     temp.extend_from_slice(&name[..name.len().min(200)]);
     match node.kind {
@@ -1332,7 +1346,7 @@ fn restore_special(target: &mut Target, node: &Node) -> Result<(), String> {
         &timestamps(node),
         rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
     );
-    target::rename(&dir, &temp, &name).map_err(|e| e.to_string())
+    target::rename(&dir, &temp, name).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -1357,8 +1371,6 @@ mod tests {
                 target: None,
                 change: None,
             },
-            parent: Vec::new(),
-            name: name.as_bytes().to_vec(),
             temp,
             missing: Vec::new(),
             reason: None,
