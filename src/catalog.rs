@@ -166,7 +166,8 @@ pub struct BlobLocation {
 /// A consistent view of the catalog until dropped: the lookups made inside it share
 /// one read transaction instead of opening one each (a walk makes several a file).
 pub struct ReadView<'a> {
-    _open: rusqlite::Transaction<'a>,
+    /// None inside a transaction already open on this connection: that one is the view.
+    _open: Option<rusqlite::Transaction<'a>>,
 }
 
 /// An open catalog connection.
@@ -291,9 +292,12 @@ impl Catalog {
 
     /// Read from one consistent state of the catalog until the view is dropped.
     pub fn read_view(&self) -> Result<ReadView<'_>> {
-        Ok(ReadView {
-            _open: self.conn.unchecked_transaction()?,
-        })
+        let open = if self.conn.is_autocommit() {
+            Some(self.conn.unchecked_transaction()?)
+        } else {
+            None
+        };
+        Ok(ReadView { _open: open })
     }
 
     /// A second connection to the same catalog (for worker threads).
@@ -873,6 +877,21 @@ mod tests {
         };
         let catalog = Catalog::create(dir.path(), &info).expect("creates");
         (dir, catalog)
+    }
+
+    #[test]
+    fn a_read_view_inside_another_joins_it_and_ends_with_it() {
+        let (_dir, catalog) = new_catalog();
+        {
+            let _outer = catalog.read_view().expect("a view");
+            // A lookup that takes its own view (locate) inside a caller's.
+            let _inner = catalog.read_view().expect("a view inside a view");
+            assert!(!catalog.conn.is_autocommit());
+        }
+        assert!(
+            catalog.conn.is_autocommit(),
+            "the outer view ended the transaction"
+        );
     }
 
     /// T27: nothing is claimed durable that was not synced: every connection the

@@ -123,20 +123,14 @@ impl RestoreProblems {
     }
 }
 
+/// A file being restored. Its folder and name come from its path
+/// ([`parent_and_name`]): a million files waiting are worth not holding them twice.
 struct PendingFile {
     node: Node,
     temp: Vec<u8>,
     missing: Vec<(u64, u64)>,
     reason: Option<String>,
     hash: WriteHash,
-}
-
-impl PendingFile {
-    /// The folder it goes in and its name there (from its path: a million files waiting
-    /// are worth not holding both twice).
-    fn parent_and_name(&self) -> (&[u8], &[u8]) {
-        parent_and_name(&self.node.path)
-    }
 }
 
 /// The whole-file hash of what was written, taken while chunks come in file order: it
@@ -262,7 +256,7 @@ impl OpenFiles {
         let slot = match self.open.iter().position(|(i, _)| *i == index) {
             Some(slot) => slot,
             None => {
-                let dir = target.dir(file.parent_and_name().0)?;
+                let dir = target.dir(parent_and_name(&file.node.path).0)?;
                 let handle = target::open_file(&dir, &file.temp, true)?;
                 if self.open.len() == Self::MAX_OPEN {
                     self.open.remove(0);
@@ -381,6 +375,8 @@ pub(crate) fn locate(
     chunks: impl Iterator<Item = ChunkId>,
     kind: BlobKind,
 ) -> Result<(PackPlan, Vec<ChunkId>)> {
+    // One read transaction for a lookup per chunk, not one each.
+    let _view = catalog.read_view()?;
     let mut plan = PackPlan::new();
     let mut unknown = Vec::new();
     for id in chunks {
@@ -516,11 +512,7 @@ pub fn restore(
                 .push((index, chunk.offset));
         }
     }
-    let (packs, unknown) = {
-        // One read transaction for a lookup per chunk, not one each.
-        let _view = catalog.read_view()?;
-        locate(catalog, wanted.keys().copied(), BlobKind::Data)?
-    };
+    let (packs, unknown) = locate(catalog, wanted.keys().copied(), BlobKind::Data)?;
     for id in unknown {
         mark_missing(&mut files, &wanted, &id, "chunk not in the catalog");
     }
@@ -1153,7 +1145,7 @@ fn finish_file(
     report: &mut RestoreReport,
 ) -> Option<Vec<u8>> {
     let path = file.node.path.escaped();
-    let (parent, name) = file.parent_and_name();
+    let (parent, name) = parent_and_name(&file.node.path);
     let dir = match target.dir(parent) {
         Ok(dir) => dir,
         Err(err) => {
