@@ -105,7 +105,7 @@ fn main() {
             .expect("a sink takes anything");
     for (number, pack) in &packs {
         writer
-            .append_pack(*number, &pack.bytes, pack.entries.len())
+            .append_pack(*number, &pack.bytes, index_entries(pack))
             .expect("a sink takes anything");
     }
     report("tar volume write", data.len(), started);
@@ -121,7 +121,7 @@ fn main() {
         .expect("memory takes anything");
     for (number, pack) in &packs {
         writer
-            .append_pack(*number, &pack.bytes, pack.entries.len())
+            .append_pack(*number, &pack.bytes, index_entries(pack))
             .expect("memory takes anything");
     }
     let volume_bytes = writer.finish(&[0u8; 4096]).expect("finishes").sink;
@@ -158,4 +158,12 @@ fn main() {
     }
     assert_eq!(decoded, data.len());
     report("restore decode", data.len(), started);
+}
+
+/// A pack's blobs as its volume's index lists them.
+fn index_entries(pack: &tapevault::pack::FinishedPack) -> Vec<tapevault::volume::IndexBlob> {
+    pack.entries
+        .iter()
+        .map(tapevault::volume::IndexBlob::from)
+        .collect()
 }

@@ -70,8 +70,8 @@ complete -c tapevault -n "__fish_tapevault_using_subcommand init" -l json -d 'Pr
 complete -c tapevault -n "__fish_tapevault_using_subcommand init" -s q -l quiet -d 'Print only errors'
 complete -c tapevault -n "__fish_tapevault_using_subcommand init" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c tapevault -n "__fish_tapevault_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l volume-size -d 'Largest volume to write, with K/M/G/T suffix (binary units; at least 4M) [default: 4G, or from --media]' -r
-complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l media -d 'Size volumes for one cartridge of this LTO generation: 95% of its native (uncompressed) capacity, leaving room for the early-warning zone and the index; --volume-size overrides it' -r -f -a "lto-5\t'1.5 TB native'
+complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l volume-size -d 'Largest volume to write, with K/M/G/T suffix (binary units; at least 4M) [default: 4G, or from --media]. A volume also closes once its index lists about 1.5 million blobs (1.5 TB of large files, or a million small ones)' -r
+complete -c tapevault -n "__fish_tapevault_using_subcommand backup" -l media -d 'Size volumes for one cartridge of this LTO generation: 95% of its native (uncompressed) capacity, leaving room for the early-warning zone and the index; --volume-size overrides it. A cartridge is changed early when its volume\'s index is full (about 1.5 million blobs)' -r -f -a "lto-5\t'1.5 TB native'
 lto-6\t'2.5 TB native'
 lto-7\t'6 TB native'
 lto-8\t'12 TB native'

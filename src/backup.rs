@@ -861,19 +861,13 @@ impl<'a> Writer<'a> {
             .volume_key(&volume.volume_id)
             .pack_sealer(self.info.vault_id, number);
         let pack = std::mem::take(&mut self.builder).finish(sealer, &key.chunk_id_key())?;
-        let offset = volume
-            .writer
-            .append_pack(number, &pack.bytes, pack.entries.len())?;
+        let blobs = pack.entries.iter().map(IndexBlob::from).collect();
+        let listed = volume.writer.append_pack(number, &pack.bytes, blobs)?;
         self.pack_bytes += pack.bytes.len() as u64;
         // On tape, the pack that met early warning is finished in the reserve; the next
         // goes to the next cartridge.
         volume.full = volume.writer.sink().past_early_warning();
-        volume.packs.push(IndexPack {
-            number,
-            offset,
-            length: pack.bytes.len() as u64,
-            blobs: pack.entries.iter().map(IndexBlob::from).collect(),
-        });
+        volume.packs.push(listed);
         Ok(())
     }
 
@@ -983,14 +977,14 @@ impl<'a> Writer<'a> {
         if !self
             .current
             .as_ref()
-            .is_some_and(|v| v.writer.fits(record_bytes, 0))
+            .is_some_and(|v| v.writer.fits_record(record_bytes))
         {
             self.seal_volume(None)?;
             self.open_volume()?;
             if !self
                 .current
                 .as_ref()
-                .is_some_and(|v| v.writer.fits(record_bytes, 0))
+                .is_some_and(|v| v.writer.fits_record(record_bytes))
             {
                 return Err(Error::usage(
                     "the snapshot record does not fit in one volume; raise --volume-size",

@@ -49,9 +49,9 @@ pub fn compress_streamed(
 }
 
 /// Counts the bytes written through it.
-struct Counted<W> {
-    inner: W,
-    bytes: u64,
+pub(crate) struct Counted<W> {
+    pub(crate) inner: W,
+    pub(crate) bytes: u64,
 }
 
 impl<W: std::io::Write> std::io::Write for Counted<W> {

@@ -725,24 +725,12 @@ impl<R: Read> Read for RepairingReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::volume::{Label, VolumeWriter};
+    use crate::volume::VolumeWriter;
 
     /// A volume with small shards (so segments are 128 KiB) over `packs` random packs.
     fn volume(layout: ParityLayout, packs: usize) -> Vec<u8> {
         let key = crate::crypto::MasterKey::random();
-        let vault = crate::ids::VaultId::random();
-        let kdf = crate::crypto::KdfParams::new(8192, 1, 1).expect("valid");
-        let label = Label {
-            format: "tapevault".into(),
-            format_version: crate::volume::FORMAT_VERSION,
-            vault_id: vault,
-            volume_id: crate::ids::VolumeId::random(),
-            sequence: 1,
-            created: 1,
-            chunker: crate::chunk::CHUNKER_VERSION.into(),
-            wrapped_key: crate::crypto::WrappedKey::wrap(&key, vault, b"p", kdf).expect("wraps"),
-            parity: Some(layout),
-        };
+        let label = crate::volume::test_label(&key, Some(layout));
         let mut writer = VolumeWriter::start(Vec::new(), &label, 64 << 20, 0).expect("starts");
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         for number in 1..=packs {
@@ -757,7 +745,7 @@ mod tests {
                 })
                 .collect();
             writer
-                .append_pack(number as u32, &pack, 1)
+                .append_pack(number as u32, &pack, Vec::new())
                 .expect("appends");
         }
         writer.finish(&[7u8; 3000]).expect("finishes").sink

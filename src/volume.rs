@@ -8,6 +8,7 @@
 //! that a volume never exceeds its size, reserving room for the index.
 //! Does not know about the catalog or where the bytes go.
 
+use crate::compress::Counted;
 use crate::crypto::{VolumeKey, WrappedKey};
 use crate::error::{Error, Result};
 use crate::ids::{VaultId, VolumeId};
@@ -28,6 +29,10 @@ pub const INDEX_MEMBER: &str = "index.tvi";
 pub const BLOCK: u64 = 512;
 /// A member larger than this is not one of ours (packs are at most 16 MiB plus slack).
 pub const MAX_MEMBER_BYTES: u64 = 64 << 20;
+/// An index whose JSON claims more than this is refused (it compresses about 4:1).
+pub const MAX_INDEX_JSON_BYTES: u64 = MAX_MEMBER_BYTES * 4;
+/// zstd level of the index: the writer's meter and its seal must agree.
+const INDEX_ZSTD_LEVEL: i32 = 3;
 /// Overhead of a volume besides its members' data: end-of-archive blocks.
 const END_BYTES: u64 = 2 * BLOCK;
 
@@ -206,10 +211,11 @@ impl VolumeIndex {
     pub fn seal(&self, vault: VaultId, key: &VolumeKey) -> Vec<u8> {
         // Streamed into zstd: the JSON (about 150 bytes a blob) is never held whole,
         // which was the peak of a backup of a million small files.
-        let (mut plain, json_len) = crate::compress::compress_streamed(vec![0; 8], 3, |out| {
-            serde_json::to_writer(out, self).map_err(std::io::Error::from)
-        })
-        .expect("an index serialises and compresses in memory");
+        let (mut plain, json_len) =
+            crate::compress::compress_streamed(vec![0; 8], INDEX_ZSTD_LEVEL, |out| {
+                serde_json::to_writer(out, self).map_err(std::io::Error::from)
+            })
+            .expect("an index serialises and compresses in memory");
         plain[..8].copy_from_slice(&json_len.to_le_bytes());
         key.seal_index(&index_aad(vault, self.volume_id, self.sequence), &plain)
     }
@@ -227,7 +233,7 @@ impl VolumeIndex {
             .split_at_checked(8)
             .ok_or_else(|| Error::corrupt("index too short"))?;
         let len = u64::from_le_bytes(len.try_into().expect("8 bytes"));
-        if len > MAX_MEMBER_BYTES * 4 {
+        if len > MAX_INDEX_JSON_BYTES {
             return Err(Error::corrupt("index claims an absurd size"));
         }
         let json = decompress_index(packed, len as usize)?;
@@ -327,6 +333,54 @@ pub struct VolumeWriter<W: Write> {
     limit: u64,
     /// Room reserved for the index, grown as packs are added.
     index_reserve: u64,
+    /// The index's JSON besides its pack list: header, set list, snapshot record.
+    index_base: u64,
+    /// The index as it will be sealed, measured pack by pack.
+    index_meter: IndexMeter,
+    /// Largest sealed index a reader accepts ([`MAX_MEMBER_BYTES`]; smaller in tests).
+    index_limit: u64,
+}
+
+/// Measures the index's pack list as it grows: its JSON, and that JSON compressed as
+/// the seal compresses it, flushed after every pack so the count is never behind.
+/// A volume of many small blobs fills its index before its medium: on an 18 TB
+/// cartridge the index would pass the 64 MiB every reader refuses past.
+struct IndexMeter {
+    json: Counted<zstd::stream::Encoder<'static, Counted<std::io::Sink>>>,
+}
+
+impl IndexMeter {
+    fn new() -> Result<IndexMeter> {
+        let sink = Counted {
+            inner: std::io::sink(),
+            bytes: 0,
+        };
+        let encoder = zstd::stream::Encoder::new(sink, INDEX_ZSTD_LEVEL)
+            .map_err(|e| Error::corrupt(format!("index meter: {e}")))?;
+        Ok(IndexMeter {
+            json: Counted {
+                inner: encoder,
+                bytes: 0,
+            },
+        })
+    }
+
+    fn add(&mut self, pack: &IndexPack) -> Result<()> {
+        let separator: &[u8] = if self.json.bytes == 0 { b"" } else { b"," };
+        self.json
+            .write_all(separator)
+            .and_then(|()| serde_json::to_writer(&mut self.json, pack).map_err(Into::into))
+            .and_then(|()| self.json.flush())
+            .map_err(|e| Error::corrupt(format!("index meter: {e}")))
+    }
+
+    fn json_bytes(&self) -> u64 {
+        self.json.bytes
+    }
+
+    fn compressed_bytes(&self) -> u64 {
+        self.json.inner.get_ref().bytes
+    }
 }
 
 /// Room needed in the index for one pack with `blobs` blobs (JSON, before compression).
@@ -350,6 +404,9 @@ impl<W: Write> VolumeWriter<W> {
             mtime: label.created.max(0) as u64,
             limit,
             index_reserve: INDEX_BASE_RESERVE + tail_reserve,
+            index_base: INDEX_BASE_RESERVE + tail_reserve,
+            index_meter: IndexMeter::new()?,
+            index_limit: MAX_MEMBER_BYTES,
         };
         writer.member(LABEL_MEMBER, &label.encode())?;
         Ok(writer)
@@ -381,8 +438,29 @@ impl<W: Write> VolumeWriter<W> {
         self.out.written
     }
 
-    /// Would a pack of `len` bytes with `blobs` blobs still fit, index and parity included?
+    /// Would a pack of `len` bytes with `blobs` blobs still fit, index and parity included,
+    /// and the index still be one every reader accepts?
     pub fn fits(&self, len: u64, blobs: usize) -> bool {
+        self.fits_in_medium(len, blobs) && self.index_accepts(index_bytes_for_pack(blobs))
+    }
+
+    /// Would the snapshot record (`len` bytes of JSON) still fit, in the volume and in its index?
+    pub fn fits_record(&self, len: u64) -> bool {
+        self.fits_in_medium(len, 0) && self.index_accepts(len)
+    }
+
+    /// Would the index, `more` bytes of JSON larger, still be a member every reader
+    /// accepts? The rest of the index is bounded by its JSON; the slack covers zstd's
+    /// framing, and the seal compresses the pack list in one stream, not pack by pack.
+    fn index_accepts(&self, more: u64) -> bool {
+        let rest = self.index_base + more;
+        let compressed = self.index_meter.compressed_bytes();
+        let sealed = compressed + compressed / 64 + (64 << 10) + rest;
+        let json = self.index_meter.json_bytes() + rest;
+        sealed <= self.index_limit && json <= self.index_limit * 4
+    }
+
+    fn fits_in_medium(&self, len: u64, blobs: usize) -> bool {
         let pack = BLOCK + padded(len);
         let index = BLOCK + padded(self.index_reserve + index_bytes_for_pack(blobs));
         let parity = self.out.parity.as_ref().map_or(0, |segment| {
@@ -414,18 +492,39 @@ impl<W: Write> VolumeWriter<W> {
         Ok(())
     }
 
-    /// Append a pack member. The caller checked [`VolumeWriter::fits`].
-    pub fn append_pack(&mut self, number: u32, bytes: &[u8], blobs: usize) -> Result<u64> {
+    /// Append a pack member and return its index entry. The caller checked
+    /// [`VolumeWriter::fits`].
+    pub fn append_pack(
+        &mut self,
+        number: u32,
+        bytes: &[u8],
+        blobs: Vec<IndexBlob>,
+    ) -> Result<IndexPack> {
         if self.closes_segment(bytes.len() as u64) {
             self.close_segment()?;
         }
         self.member(&pack_member(number), bytes)?;
-        self.index_reserve += index_bytes_for_pack(blobs);
-        Ok(self.out.written - padded(bytes.len() as u64))
+        self.index_reserve += index_bytes_for_pack(blobs.len());
+        let pack = IndexPack {
+            number,
+            offset: self.out.written - padded(bytes.len() as u64),
+            length: bytes.len() as u64,
+            blobs,
+        };
+        self.index_meter.add(&pack)?;
+        Ok(pack)
     }
 
     /// Write the index and the end-of-archive blocks; the caller then seals the sink.
+    /// Refuses an index no reader would accept: the volume is then abandoned, not sealed.
     pub fn finish(mut self, sealed_index: &[u8]) -> Result<WrittenVolume<W>> {
+        if sealed_index.len() as u64 > self.index_limit {
+            return Err(Error::corrupt(format!(
+                "the volume index would be {} bytes, over the {} a reader accepts",
+                sealed_index.len(),
+                self.index_limit
+            )));
+        }
         self.member(INDEX_MEMBER, sealed_index)?;
         self.close_segment()?;
         self.out
@@ -745,6 +844,27 @@ pub fn pack_number(name: &str) -> Option<u32> {
         .ok()
 }
 
+/// A label for a volume written in tests.
+#[cfg(test)]
+pub(crate) fn test_label(
+    key: &crate::crypto::MasterKey,
+    parity: Option<crate::parity::ParityLayout>,
+) -> Label {
+    let vault = VaultId::random();
+    let kdf = crate::crypto::KdfParams::new(8192, 1, 1).expect("valid");
+    Label {
+        format: "tapevault".into(),
+        format_version: FORMAT_VERSION,
+        vault_id: vault,
+        volume_id: VolumeId::random(),
+        sequence: 1,
+        created: 1,
+        chunker: crate::chunk::CHUNKER_VERSION.into(),
+        wrapped_key: WrappedKey::wrap(key, vault, b"p", kdf).expect("wraps"),
+        parity,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -784,5 +904,74 @@ mod tests {
         assert!(parse_header(&bad_sum, 0).is_err());
         let huge = header_for(INDEX_MEMBER, tar::EntryType::Regular, MAX_MEMBER_BYTES + 1);
         assert!(parse_header(&huge, 0).is_err());
+    }
+
+    /// The writer stops taking packs before the index would outgrow what a reader
+    /// accepts, whether its compressed size binds (random chunk ids) or its JSON
+    /// (repeating ids), and comes close to the limit rather than stopping far short.
+    #[test]
+    fn a_volume_stops_taking_packs_before_its_index_outgrows_the_reader() {
+        const LIMIT: u64 = 2 << 20;
+        let random = |_: u64| crate::ids::ChunkId(crate::ids::random_bytes());
+        let repeating = |n: u64| crate::ids::ChunkId([(n % 7) as u8; 32]);
+        let cases: [(&str, &dyn Fn(u64) -> crate::ids::ChunkId); 2] =
+            [("random ids", &random), ("repeating ids", &repeating)];
+        for (case, id) in cases {
+            let key = crate::crypto::MasterKey::random();
+            let label = test_label(&key, None);
+            let mut writer = VolumeWriter::start(Vec::new(), &label, 1 << 40, 0).expect("starts");
+            writer.index_limit = LIMIT;
+            let mut packs = Vec::new();
+            while writer.fits(512, 200) {
+                assert!(
+                    packs.len() < 10_000,
+                    "{case}: the index grows without bound"
+                );
+                let blobs = (0..200)
+                    .map(|n| IndexBlob {
+                        kind: crate::crypto::BlobKind::Data,
+                        id: id(n),
+                        offset: n * 1000,
+                        sealed_len: 1000,
+                        plain_len: 900,
+                    })
+                    .collect();
+                let number = packs.len() as u32 + 1;
+                packs.push(
+                    writer
+                        .append_pack(number, &[0; 512], blobs)
+                        .expect("appends"),
+                );
+            }
+            let index = VolumeIndex {
+                volume_id: label.volume_id,
+                sequence: label.sequence,
+                packs,
+                snapshots: Vec::new(),
+                set: Vec::new(),
+                volume_set: Some(1),
+                consolidation: false,
+            };
+            let json = serde_json::to_vec(&index).expect("serialises").len() as f64;
+            let sealed = index.seal(label.vault_id, &key.volume_key(&label.volume_id));
+            let used = (sealed.len() as f64 / LIMIT as f64).max(json / (4 * LIMIT) as f64);
+            assert!(
+                used > 0.9 && used <= 1.0,
+                "{case}: index uses {used:.3} of the limit"
+            );
+            writer
+                .finish(&sealed)
+                .expect("an index under the limit is written");
+        }
+    }
+
+    #[test]
+    fn a_volume_refuses_to_write_an_index_no_reader_accepts() {
+        let key = crate::crypto::MasterKey::random();
+        let mut writer =
+            VolumeWriter::start(Vec::new(), &test_label(&key, None), 1 << 30, 0).expect("starts");
+        writer.index_limit = 4096;
+        let err = writer.finish(&[0; 4097]).expect_err("refused");
+        assert!(err.to_string().contains("over the 4096"), "{err}");
     }
 }

@@ -256,12 +256,14 @@ pub struct BackupArgs {
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Largest volume to write, with K/M/G/T suffix (binary units; at least 4M)
-    /// [default: 4G, or from --media]
+    /// [default: 4G, or from --media]. A volume also closes once its index lists about
+    /// 1.5 million blobs (1.5 TB of large files, or a million small ones)
     #[arg(long, value_name = "SIZE")]
     pub volume_size: Option<String>,
     /// Size volumes for one cartridge of this LTO generation: 95% of its native
     /// (uncompressed) capacity, leaving room for the early-warning zone and the index;
-    /// --volume-size overrides it
+    /// --volume-size overrides it. A cartridge is changed early when its volume's index
+    /// is full (about 1.5 million blobs)
     #[arg(long, value_enum, value_name = "MEDIA")]
     pub media: Option<Media>,
     /// Reed-Solomon parity inside each volume, in percent (0 = none, at most 50). Damage

@@ -56,7 +56,7 @@ fn a_parity_volume() -> Vec<u8> {
         tapevault::volume::VolumeWriter::start(Vec::new(), &label, 64 << 20, 0).unwrap();
     for number in 1..=6 {
         writer
-            .append_pack(number, &noise(40_000, u64::from(number)), 1)
+            .append_pack(number, &noise(40_000, u64::from(number)), Vec::new())
             .unwrap();
     }
     writer.finish(&[9u8; 2000]).unwrap().sink
