@@ -196,12 +196,45 @@ pub struct SnapshotRecord {
 /// First line of an encoded node list.
 pub const TREE_HEADER: &[u8] = b"tapevault-tree v1\n";
 
-/// Decode a snapshot's tree stream (header, then one JSON node per line).
-pub fn decode_tree(stream: &[u8]) -> crate::error::Result<Vec<Node>> {
-    let body = stream
-        .strip_prefix(TREE_HEADER)
-        .ok_or_else(|| crate::error::Error::corrupt("tree header missing"))?;
-    decode_nodes(body, "tree node")
+/// Decodes a snapshot's tree stream (header, then one JSON node per line) piece by
+/// piece, as its blobs arrive: a tree of millions of nodes is never held whole.
+#[derive(Debug, Default)]
+pub struct TreeDecoder {
+    /// Bytes after the last complete line.
+    pending: Vec<u8>,
+    header_seen: bool,
+}
+
+impl TreeDecoder {
+    /// Take the next piece of the stream; returns the nodes whose lines it completed.
+    pub fn feed(&mut self, piece: &[u8]) -> crate::error::Result<Vec<Node>> {
+        self.pending.extend_from_slice(piece);
+        if !self.header_seen {
+            let seen = self.pending.len().min(TREE_HEADER.len());
+            if self.pending[..seen] != TREE_HEADER[..seen] {
+                return Err(crate::error::Error::corrupt("tree header missing"));
+            }
+            if seen < TREE_HEADER.len() {
+                return Ok(Vec::new());
+            }
+            self.pending.drain(..seen);
+            self.header_seen = true;
+        }
+        let Some(end) = self.pending.iter().rposition(|b| *b == b'\n') else {
+            return Ok(Vec::new());
+        };
+        let nodes = decode_nodes(&self.pending[..end], "tree node")?;
+        self.pending.drain(..=end);
+        Ok(nodes)
+    }
+
+    /// The stream ended: the nodes of a last line without a newline.
+    pub fn finish(self) -> crate::error::Result<Vec<Node>> {
+        if !self.header_seen {
+            return Err(crate::error::Error::corrupt("tree header missing"));
+        }
+        decode_nodes(&self.pending, "tree node")
+    }
 }
 
 /// Decode lines written by `encode_node`; `what` names them in an error.
@@ -235,6 +268,55 @@ mod tests {
             let json = serde_json::to_string(&path).unwrap();
             prop_assert_eq!(serde_json::from_str::<PathBytes>(&json).unwrap(), path);
         }
+
+        /// However the stream is cut into blobs, the same nodes come out in order.
+        #[test]
+        fn a_tree_decodes_the_same_in_any_pieces(
+            paths in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..40), 0..30),
+            cuts in proptest::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let nodes: Vec<Node> = paths
+                .into_iter()
+                .map(|path| Node {
+                    path: PathBytes(path),
+                    kind: NodeKind::File,
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                    mtime_ns: 1,
+                    size: 0,
+                    hash: None,
+                    chunks: Vec::new(),
+                    target: None,
+                    change: None,
+                })
+                .collect();
+            let mut stream = TREE_HEADER.to_vec();
+            for node in &nodes {
+                encode_node(node, &mut stream);
+            }
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (stream.len() + 1)).collect();
+            cuts.push(stream.len());
+            cuts.sort_unstable();
+            let mut decoder = TreeDecoder::default();
+            let mut decoded = Vec::new();
+            let mut from = 0;
+            for to in cuts {
+                decoded.extend(decoder.feed(&stream[from..to]).unwrap());
+                from = to;
+            }
+            decoded.extend(decoder.finish().unwrap());
+            prop_assert_eq!(decoded, nodes);
+        }
+    }
+
+    #[test]
+    fn a_tree_without_its_header_is_refused() {
+        assert!(TreeDecoder::default().feed(b"{}\n").is_err());
+        assert!(TreeDecoder::default().finish().is_err());
+        let mut cut = TreeDecoder::default();
+        assert!(cut.feed(&TREE_HEADER[..5]).unwrap().is_empty());
+        assert!(cut.finish().is_err());
     }
 
     #[test]

@@ -407,19 +407,31 @@ fn fill(
         if forgotten.contains(&record.id) {
             continue;
         }
-        match load_tree(vault, catalog, key, vault_id, &record.tree) {
-            Ok(nodes) => {
-                catalog.begin_snapshot(&record.id)?;
-                for batch in nodes.chunks(512) {
-                    catalog.add_nodes(&record.id, batch)?;
-                }
+        catalog.begin_snapshot(&record.id)?;
+        let staged = read_tree(
+            vault,
+            catalog,
+            key,
+            vault_id,
+            &record.tree,
+            |catalog, nodes| {
+                nodes
+                    .chunks(512)
+                    .try_for_each(|batch| catalog.add_nodes(&record.id, batch))
+            },
+        );
+        match staged {
+            Ok(()) => {
                 catalog.complete_snapshot(&record, sequence)?;
                 summary.snapshots += 1;
             }
-            Err(err) => summary.problems.push(format!(
-                "snapshot {}: tree unreadable: {err}",
-                record.id.short()
-            )),
+            Err(err) => {
+                catalog.discard_pending()?;
+                summary.problems.push(format!(
+                    "snapshot {}: tree unreadable: {err}",
+                    record.id.short()
+                ));
+            }
         }
     }
     Ok(summary)
@@ -705,14 +717,17 @@ fn scan_members(
     })
 }
 
-/// Read a snapshot's tree blobs and decode its nodes.
-pub fn load_tree(
+/// Read a snapshot's tree blobs in order and hand on its nodes as each blob is decoded:
+/// a tree of millions of nodes is never held whole (held whole, 1.6 million files took
+/// 2 GB to rebuild).
+pub fn read_tree(
     vault: &dyn Vault,
-    catalog: &Catalog,
+    catalog: &mut Catalog,
     key: &MasterKey,
     vault_id: VaultId,
     tree: &[ChunkId],
-) -> Result<Vec<Node>> {
+    mut take: impl FnMut(&mut Catalog, Vec<Node>) -> Result<()>,
+) -> Result<()> {
     let (plan, unknown) = locate(catalog, tree.iter().copied(), BlobKind::Tree)?;
     if let Some(id) = unknown.first() {
         return Err(Error::corrupt(format!(
@@ -725,46 +740,49 @@ pub fn load_tree(
         master: key,
         ids: key.chunk_id_key(),
     };
-    let mut chunks: HashMap<ChunkId, Vec<u8>> = HashMap::new();
-    let mut findings = Findings::default();
+    let mut located = HashMap::new();
     for (sequence, per_pack) in &plan {
         let volume = volumes
             .get(sequence)
             .ok_or_else(|| Error::corrupt("tree volume unknown"))?;
-        // A tree is a few blobs: ranged reads, unless one fails (then the volume is
-        // read front to back, through its parity).
-        let ranged: Result<Vec<(ChunkId, Vec<u8>)>> = per_pack
-            .values()
-            .flatten()
-            .map(|(id, loc)| {
-                keys.read_blob(vault, (&volume.name, &volume.volume_id), id, loc)
-                    .map(|plain| (*id, plain))
-            })
-            .collect();
-        if let Ok(ranged) = ranged {
-            chunks.extend(ranged);
-            continue;
+        for (id, loc) in per_pack.values().flatten() {
+            located.insert(*id, (volume, per_pack, loc));
         }
-        read_volume(
-            vault.open(&volume.name)?,
-            volume,
-            &keys,
-            per_pack,
-            &mut findings,
-            |id, _, plain| {
-                chunks.insert(*id, plain);
-            },
-        )?;
     }
-    let mut stream = Vec::new();
+    // A tree blob is read by a ranged read; when one fails, its volume is read front to
+    // back through its parity, and that volume's tree blobs wait here for their turn.
+    let mut read_whole: HashMap<ChunkId, Vec<u8>> = HashMap::new();
+    let mut volumes_read_whole = HashSet::new();
+    let mut findings = Findings::default();
+    let mut decoder = crate::model::TreeDecoder::default();
     for id in tree {
-        let chunk = chunks.get(id).ok_or_else(|| {
+        let (volume, per_pack, loc) = located[id];
+        if !read_whole.contains_key(id) {
+            let volume_ref = (volume.name.as_str(), &volume.volume_id);
+            if let Ok(plain) = keys.read_blob(vault, volume_ref, id, loc) {
+                take(catalog, decoder.feed(&plain)?)?;
+                continue;
+            }
+            if volumes_read_whole.insert(volume.sequence) {
+                read_volume(
+                    vault.open(&volume.name)?,
+                    volume,
+                    &keys,
+                    per_pack,
+                    &mut findings,
+                    |id, _, plain| {
+                        read_whole.insert(*id, plain);
+                    },
+                )?;
+            }
+        }
+        let plain = read_whole.get(id).ok_or_else(|| {
             Error::corrupt(format!(
                 "tree chunk {id} is damaged: {}",
                 findings.damage.join("; ")
             ))
         })?;
-        stream.extend_from_slice(chunk);
+        take(catalog, decoder.feed(plain)?)?;
     }
-    crate::model::decode_tree(&stream)
+    take(catalog, decoder.finish()?)
 }

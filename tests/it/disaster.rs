@@ -660,3 +660,59 @@ fn t45_a_key_label_swapped_for_another_vaults_is_ignored_and_never_trusted() {
     assert_eq!(code, 0, "{report}");
     assert_same_tree(&env.src(), &landed);
 }
+
+/// A tree of several blobs is rebuilt blob by blob, its lines cut across blob
+/// boundaries, and restores exactly; a damaged tree blob costs that snapshot, named,
+/// and leaves nothing half-recorded in the new catalog.
+#[test]
+fn rebuild_reads_a_tree_of_several_blobs_and_drops_a_snapshot_whose_tree_is_damaged() {
+    let env = Env::new();
+    // Long names make a tree of several MiB, so of several blobs, from few files.
+    let long = "n".repeat(230);
+    for i in 0..6000 {
+        std::fs::write(env.src().join(format!("{long}{i:05}")), i.to_string()).unwrap();
+    }
+    env.backup(&[]);
+    let catalog = tapevault::catalog::Catalog::open(&env.path("catalog"), "test").unwrap();
+    let tree = catalog.snapshots().unwrap()[0].tree.clone();
+    assert!(tree.len() >= 2, "the tree is {} blob(s)", tree.len());
+    let location = catalog
+        .blob_location(&tree[1], tapevault::crypto::BlobKind::Tree)
+        .unwrap()
+        .unwrap();
+    let volume = env
+        .vault_dir()
+        .join(&catalog.volumes_by_sequence().unwrap()[&location.sequence].name);
+    drop(catalog);
+
+    let (code, summary, stderr) = rebuild_into(&env, "rebuilt");
+    assert_eq!(code, 0, "{summary} {stderr}");
+    assert_eq!(summary["snapshots"], 1, "{summary}");
+    let (code, report) = restore_with_catalog(&env, "rebuilt", "out");
+    assert_eq!(code, 0, "{report}");
+    assert_same_tree(
+        &env.src(),
+        &env.path("out").join(env.src().strip_prefix("/").unwrap()),
+    );
+
+    let mut bytes = std::fs::read(&volume).unwrap();
+    let at = location.pack_offset + location.offset + u64::from(location.sealed_len) / 2;
+    bytes[at as usize] ^= 0x01;
+    std::fs::write(&volume, &bytes).unwrap();
+    let (code, summary, stderr) = rebuild_into(&env, "rebuilt-damaged");
+    assert_eq!(code, 3, "{summary} {stderr}");
+    assert_eq!(summary["snapshots"], 0, "{summary}");
+    assert!(
+        summary["problems"]
+            .to_string()
+            .contains(&format!("tree chunk {} is damaged", tree[1])),
+        "{summary}"
+    );
+    let mut rebuilt =
+        tapevault::catalog::Catalog::open(&env.path("rebuilt-damaged"), "test").unwrap();
+    assert_eq!(
+        rebuilt.discard_pending().unwrap(),
+        0,
+        "a snapshot was left pending"
+    );
+}
