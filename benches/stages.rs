@@ -82,7 +82,12 @@ fn main() {
             builder.add(BlobKind::Data, chunk_ids[i], plain_len, encoded[i].clone());
         }
         let sealer = volume_key.pack_sealer(vault, number);
-        packs.push((number, builder.finish(sealer, &ids).expect("pack seals")));
+        packs.push((
+            number,
+            builder
+                .finish(sealer, &ids, Vec::new())
+                .expect("pack seals"),
+        ));
     }
     report("seal + verify packs", data.len(), started);
 

@@ -684,6 +684,9 @@ struct Writer<'a> {
     shape: VolumeShape,
     pack_target: u64,
     builder: PackBuilder,
+    /// The last pack's bytes, kept to hold the next one: 16 MiB allocated per pack
+    /// fragmented the heap over long runs.
+    pack_buffer: Vec<u8>,
     current: Option<OpenVolume>,
     nodes: Vec<Node>,
     sealed_names: Vec<String>,
@@ -713,6 +716,7 @@ impl<'a> Writer<'a> {
             pack_target: (shape.size / 8).clamp(512 << 10, PACK_TARGET_BYTES),
             shape,
             builder: PackBuilder::default(),
+            pack_buffer: Vec::new(),
             current: None,
             nodes: Vec::new(),
             sealed_names: Vec::new(),
@@ -860,7 +864,11 @@ impl<'a> Writer<'a> {
         let sealer = key
             .volume_key(&volume.volume_id)
             .pack_sealer(self.info.vault_id, number);
-        let pack = std::mem::take(&mut self.builder).finish(sealer, &key.chunk_id_key())?;
+        let pack = std::mem::take(&mut self.builder).finish(
+            sealer,
+            &key.chunk_id_key(),
+            std::mem::take(&mut self.pack_buffer),
+        )?;
         let blobs = pack.entries.iter().map(IndexBlob::from).collect();
         let listed = volume.writer.append_pack(number, &pack.bytes, blobs)?;
         self.pack_bytes += pack.bytes.len() as u64;
@@ -868,6 +876,7 @@ impl<'a> Writer<'a> {
         // goes to the next cartridge.
         volume.full = volume.writer.sink().past_early_warning();
         volume.packs.push(listed);
+        self.pack_buffer = pack.bytes;
         Ok(())
     }
 

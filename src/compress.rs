@@ -68,22 +68,35 @@ impl<W: std::io::Write> std::io::Write for Counted<W> {
 
 /// Undo [`compress`] and [`compress_streamed`]; `plain_len` is the exact expected length (from the encrypted header).
 pub fn decompress(encoded: &[u8], plain_len: usize) -> Result<Vec<u8>> {
+    let mut plain = Vec::new();
+    decompress_into(encoded, plain_len, &mut plain)?;
+    Ok(plain)
+}
+
+/// [`decompress`] into `plain`, replacing what it held and reusing its allocation.
+pub fn decompress_into(encoded: &[u8], plain_len: usize, plain: &mut Vec<u8>) -> Result<()> {
     let (codec, payload) = encoded
         .split_first()
         .ok_or_else(|| Error::corrupt("empty compressed blob"))?;
-    let plain = match *codec {
-        CODEC_RAW => payload.to_vec(),
-        CODEC_ZSTD => zstd::bulk::decompress(payload, plain_len)
-            .map_err(|e| Error::corrupt(format!("zstd: {e}")))?,
+    plain.clear();
+    match *codec {
+        CODEC_RAW => plain.extend_from_slice(payload),
+        CODEC_ZSTD => {
+            // zstd writes no further than the buffer's room; more than recorded fails below.
+            plain.reserve(plain_len);
+            zstd::bulk::Decompressor::new()
+                .and_then(|mut context| context.decompress_to_buffer(payload, plain))
+                .map_err(|e| Error::corrupt(format!("zstd: {e}")))?;
+        }
         other => return Err(Error::corrupt(format!("unknown codec {other}"))),
-    };
+    }
     if plain.len() != plain_len {
         return Err(Error::corrupt(format!(
             "decompressed {} bytes where {plain_len} were recorded",
             plain.len()
         )));
     }
-    Ok(plain)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{random_bytes, to_hex, ChunkId, VaultId, VolumeId};
-use aes_gcm::aead::{Aead, Payload};
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+use aes_gcm::aead::{Aead, AeadInPlace, Payload};
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -241,19 +241,63 @@ pub struct PackSealer {
 }
 
 impl PackSealer {
-    /// Seal the next blob; its position in the pack is its nonce.
-    pub fn seal(&mut self, kind: BlobKind, id: &ChunkId, plain: &[u8]) -> Result<Vec<u8>> {
+    /// Seal the next blob onto the end of `out`, encrypted where it lands (no copy of
+    /// it is made); its position in the pack is its nonce.
+    pub fn seal_into(
+        &mut self,
+        kind: BlobKind,
+        id: &ChunkId,
+        plain: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         if self.next_nonce >= MAX_BLOBS_PER_PACK {
             return Err(Error::new(ErrorKind::Io, "pack blob limit reached"));
         }
-        let sealed = encrypt(
-            &self.cipher,
-            self.next_nonce,
-            &blob_aad(self.vault, kind, id),
-            plain,
-        );
+        let start = out.len();
+        out.extend_from_slice(plain);
+        // AES-GCM encryption fails only for inputs beyond 64 GiB, which blobs never reach.
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(
+                Nonce::from_slice(&nonce_bytes(self.next_nonce)),
+                &blob_aad(self.vault, kind, id),
+                &mut out[start..],
+            )
+            .expect("AES-GCM input within limits");
+        out.extend_from_slice(&tag);
         self.next_nonce += 1;
-        Ok(sealed)
+        Ok(())
+    }
+
+    /// Open blob number `position` of this pack into `out`, replacing what it held and
+    /// reusing its allocation; false (and `out` empty) when it fails authentication.
+    pub fn open_into(
+        &self,
+        position: u64,
+        kind: BlobKind,
+        id: &ChunkId,
+        sealed: &[u8],
+        out: &mut Vec<u8>,
+    ) -> bool {
+        out.clear();
+        let Some((body, tag)) = sealed.split_at_checked(sealed.len().saturating_sub(TAG_BYTES))
+        else {
+            return false;
+        };
+        if tag.len() != TAG_BYTES {
+            return false;
+        }
+        out.extend_from_slice(body);
+        let opened = self.cipher.decrypt_in_place_detached(
+            Nonce::from_slice(&nonce_bytes(position)),
+            &blob_aad(self.vault, kind, id),
+            out,
+            Tag::from_slice(tag),
+        );
+        if opened.is_err() {
+            out.clear();
+        }
+        opened.is_ok()
     }
 
     /// Open blob number `position` of this pack (reading side).
@@ -264,12 +308,9 @@ impl PackSealer {
         id: &ChunkId,
         sealed: &[u8],
     ) -> Option<Vec<u8>> {
-        decrypt(
-            &self.cipher,
-            position,
-            &blob_aad(self.vault, kind, id),
-            sealed,
-        )
+        let mut out = Vec::new();
+        self.open_into(position, kind, id, sealed, &mut out)
+            .then_some(out)
     }
 
     /// Seal the pack header; consumes the sealer so no blob can follow it.
@@ -537,6 +578,13 @@ mod tests {
         assert!(params.check_bounds().is_ok() && params.is_weak());
     }
 
+    /// One data blob sealed on its own.
+    fn seal(sealer: &mut PackSealer, id: &ChunkId, plain: &[u8]) -> Result<Vec<u8>> {
+        let mut sealed = Vec::new();
+        sealer.seal_into(BlobKind::Data, id, plain, &mut sealed)?;
+        Ok(sealed)
+    }
+
     #[test]
     fn t52_blob_swap_kind_confusion_and_cross_vault_replay_fail() {
         let master = MasterKey::random();
@@ -545,7 +593,7 @@ mod tests {
         let ids = master.chunk_id_key();
         let (a, b) = (ids.id(b"alpha"), ids.id(b"beta"));
         let mut sealer = volume_key.pack_sealer(vault, 0);
-        let sealed_a = sealer.seal(BlobKind::Data, &a, b"alpha").unwrap();
+        let sealed_a = seal(&mut sealer, &a, b"alpha").unwrap();
         let reader = volume_key.pack_sealer(vault, 0);
         assert_eq!(
             reader.open(0, BlobKind::Data, &a, &sealed_a).unwrap(),
@@ -581,18 +629,18 @@ mod tests {
         let vault = VaultId::random();
         let id = master.chunk_id_key().id(b"same");
         let mut sealer = master.volume_key(&VolumeId::random()).pack_sealer(vault, 0);
-        let first = sealer.seal(BlobKind::Data, &id, b"same").unwrap();
-        let second = sealer.seal(BlobKind::Data, &id, b"same").unwrap();
+        let first = seal(&mut sealer, &id, b"same").unwrap();
+        let second = seal(&mut sealer, &id, b"same").unwrap();
         assert_ne!(
             first, second,
             "same plaintext under a fresh nonce must differ"
         );
         assert_eq!(sealer.sealed_count(), 2);
         let mut other = master.volume_key(&VolumeId::random()).pack_sealer(vault, 0);
-        assert_ne!(other.seal(BlobKind::Data, &id, b"same").unwrap(), first);
+        assert_ne!(seal(&mut other, &id, b"same").unwrap(), first);
         sealer.next_nonce = MAX_BLOBS_PER_PACK;
         assert!(
-            sealer.seal(BlobKind::Data, &id, b"x").is_err(),
+            seal(&mut sealer, &id, b"x").is_err(),
             "counter must never wrap"
         );
     }

@@ -91,31 +91,40 @@ impl PackBuilder {
         self.blobs.is_empty()
     }
 
-    /// Shuffle, seal and verify every blob; consumes the builder.
-    pub fn finish(mut self, mut sealer: PackSealer, ids: &ChunkIdKey) -> Result<FinishedPack> {
+    /// Shuffle, seal and verify every blob into `bytes` (a buffer to reuse: what it
+    /// holds is dropped); consumes the builder.
+    pub fn finish(
+        mut self,
+        mut sealer: PackSealer,
+        ids: &ChunkIdKey,
+        mut bytes: Vec<u8>,
+    ) -> Result<FinishedPack> {
         shuffle(&mut self.blobs);
-        let mut bytes = Vec::with_capacity(self.projected_bytes());
+        bytes.clear();
+        bytes.reserve(self.projected_bytes());
         let mut header = Vec::with_capacity(4 + self.blobs.len() * ENTRY_BYTES);
         let count =
             u32::try_from(self.blobs.len()).map_err(|_| Error::corrupt("pack too large"))?;
         header.extend_from_slice(&count.to_le_bytes());
         let mut entries = Vec::with_capacity(self.blobs.len());
+        // Sealed in place into the pack and reopened into the same two buffers blob after
+        // blob: a megabyte-sized allocation per step fragmented the heap over long runs.
+        let mut reopened = Reopened::default();
         for (position, blob) in self.blobs.into_iter().enumerate() {
-            let sealed = sealer.seal(blob.kind, &blob.id, &blob.encoded)?;
+            let offset = bytes.len();
+            sealer.seal_into(blob.kind, &blob.id, &blob.encoded, &mut bytes)?;
             let entry = PackEntry {
                 kind: blob.kind,
                 id: blob.id,
                 position: position as u32,
-                offset: bytes.len() as u64,
-                sealed_len: sealed.len() as u32,
+                offset: offset as u64,
+                sealed_len: (bytes.len() - offset) as u32,
                 plain_len: blob.plain_len,
             };
             // Verify before seal: a blob that does not round-trip must never be stored.
-            let plain = open_sealed(&sealer, &entry, &sealed, ids).map_err(|e| {
-                e.context("blob failed its check before sealing (memory or library fault)")
-            })?;
-            drop(plain);
-            bytes.extend_from_slice(&sealed);
+            open_sealed_into(&sealer, &entry, &bytes[offset..], ids, &mut reopened).map_err(
+                |e| e.context("blob failed its check before sealing (memory or library fault)"),
+            )?;
             encode_entry(&mut header, &entry);
             entries.push(entry);
         }
@@ -212,23 +221,46 @@ fn open_sealed(
     sealed: &[u8],
     ids: &ChunkIdKey,
 ) -> Result<Vec<u8>> {
+    let mut reopened = Reopened::default();
+    open_sealed_into(sealer, entry, sealed, ids, &mut reopened)?;
+    Ok(reopened.plain)
+}
+
+/// A blob opened again: its compressed and its plain bytes.
+#[derive(Default)]
+struct Reopened {
+    encoded: Vec<u8>,
+    plain: Vec<u8>,
+}
+
+fn open_sealed_into(
+    sealer: &PackSealer,
+    entry: &PackEntry,
+    sealed: &[u8],
+    ids: &ChunkIdKey,
+    into: &mut Reopened,
+) -> Result<()> {
     if entry.plain_len > crate::chunk::MAX_CHUNK_BYTES {
         return Err(Error::corrupt(format!(
             "blob claims {} plain bytes",
             entry.plain_len
         )));
     }
-    let encoded = sealer
-        .open(u64::from(entry.position), entry.kind, &entry.id, sealed)
-        .ok_or_else(|| Error::corrupt(format!("blob {} failed authentication", entry.id)))?;
-    let plain = compress::decompress(&encoded, entry.plain_len as usize)?;
-    if ids.id(&plain) != entry.id {
+    let position = u64::from(entry.position);
+    if !sealer.open_into(position, entry.kind, &entry.id, sealed, &mut into.encoded) {
+        return Err(Error::corrupt(format!(
+            "blob {} failed authentication",
+            entry.id
+        )));
+    }
+    compress::decompress_into(&into.encoded, entry.plain_len as usize, &mut into.plain)?;
+    if ids.id(&into.plain) != entry.id {
         return Err(Error::corrupt(format!(
             "blob {} does not match its chunk id",
             entry.id
         )));
     }
-    Ok(plain)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -252,7 +284,7 @@ mod tests {
             );
         }
         let sealer = master.volume_key(&volume).pack_sealer(vault, 3);
-        let pack = builder.finish(sealer, &ids).unwrap();
+        let pack = builder.finish(sealer, &ids, Vec::new()).unwrap();
         (master, vault, volume, pack)
     }
 
@@ -305,7 +337,10 @@ mod tests {
         let sealer = master
             .volume_key(&VolumeId::random())
             .pack_sealer(VaultId::random(), 1);
-        let err = builder.finish(sealer, &ids).err().expect("must refuse");
+        let err = builder
+            .finish(sealer, &ids, Vec::new())
+            .err()
+            .expect("must refuse");
         assert!(err.to_string().contains("before sealing"), "{err}");
     }
 
