@@ -176,9 +176,11 @@ pub enum Command {
     /// Check every volume's bytes against the catalog (no passphrase needed), or with
     /// --deep every blob and file; exit 4 names missing or damaged volumes and files
     ///
-    /// Without --deep, verify re-reads every volume and compares its size and BLAKE3 with
-    /// what was recorded when it was sealed. It needs no passphrase and never asks for one,
-    /// so it can run from cron on a machine that holds no key.
+    /// Without --deep, verify re-reads every volume, compares its size and BLAKE3 with
+    /// what was recorded when it was sealed, and walks its members as a restore would (a
+    /// volume an older build wrote with an index over 64 MiB is damaged though its hash
+    /// matches). It needs no passphrase and never asks for one, so it can run from cron on
+    /// a machine that holds no key.
     ///
     /// With --deep it also decrypts every blob and checks its chunk id, checks every volume
     /// index, recomputes every distinct file's whole-file BLAKE3 from its chunks, and names

@@ -279,6 +279,41 @@ fn t11_keyless_verify_finds_truncated_flipped_and_missing_volumes() {
     assert_eq!(report["abandoned"][0], "tv000009-deadbeef.tar");
 }
 
+/// A volume whose bytes are exactly as sealed can still be one the strict reader
+/// refuses (builds before the index limit wrote indexes over 64 MiB): keyless verify
+/// walks the member headers and says so, where it used to compare the hash only.
+#[test]
+fn keyless_verify_finds_a_volume_the_reader_refuses_though_its_hash_matches() {
+    let env = two_volume_vault();
+    std::fs::remove_file(env.path("pass")).unwrap();
+    let first = env.volumes()[0].clone();
+    let mut bytes = std::fs::read(&first).unwrap();
+    let (data_at, _) = member_range(&bytes, "pack-000001.tvp");
+    let header = &mut bytes[data_at - 512..data_at];
+    let mut renamed = tar::Header::from_byte_slice(header).clone();
+    renamed.set_path("pack-000001.tvx").unwrap();
+    renamed.set_cksum();
+    header.copy_from_slice(renamed.as_bytes());
+    std::fs::write(&first, &bytes).unwrap();
+    // The catalog records the bytes as they now are, as if a writer had sealed them so.
+    let mut catalog = tapevault::catalog::Catalog::open(&env.path("catalog"), "test").unwrap();
+    let row = catalog.volumes().unwrap()[0].clone();
+    let hash = blake3::hash(&bytes).to_hex().to_string();
+    catalog
+        .set_volume_hash(row.sequence, bytes.len() as u64, &hash)
+        .unwrap();
+    drop(catalog);
+    let (code, report, stderr) = run_json(env.tv(&["verify", "--json"]));
+    assert_eq!(code, 4, "{report} {stderr}");
+    assert_eq!(report["damaged"].as_array().unwrap().len(), 1, "{report}");
+    let reason = report["damaged"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("a reader refuses them")
+            && reason.contains("not a tapevault volume member"),
+        "{reason}"
+    );
+}
+
 #[test]
 fn a_rebuild_that_fails_half_way_leaves_no_catalog_behind() {
     let env = two_volume_vault();
