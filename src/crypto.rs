@@ -280,13 +280,10 @@ impl PackSealer {
         out: &mut Vec<u8>,
     ) -> bool {
         out.clear();
-        let Some((body, tag)) = sealed.split_at_checked(sealed.len().saturating_sub(TAG_BYTES))
-        else {
+        let Some(body_len) = sealed.len().checked_sub(TAG_BYTES) else {
             return false;
         };
-        if tag.len() != TAG_BYTES {
-            return false;
-        }
+        let (body, tag) = sealed.split_at(body_len);
         out.extend_from_slice(body);
         let opened = self.cipher.decrypt_in_place_detached(
             Nonce::from_slice(&nonce_bytes(position)),
