@@ -33,6 +33,9 @@ pub const MAX_MEMBER_BYTES: u64 = 64 << 20;
 pub const MAX_INDEX_JSON_BYTES: u64 = MAX_MEMBER_BYTES * 4;
 /// zstd level of the index: the writer's meter and its seal must agree.
 const INDEX_ZSTD_LEVEL: i32 = 3;
+/// Room, besides 1/64 of the measured size, for the sealed index's framing (codec,
+/// length, zstd frame, tag) and for its differences from the measure.
+const INDEX_SEAL_SLACK: u64 = 64 << 10;
 /// Overhead of a volume besides its members' data: end-of-archive blocks.
 const END_BYTES: u64 = 2 * BLOCK;
 
@@ -455,7 +458,7 @@ impl<W: Write> VolumeWriter<W> {
     fn index_accepts(&self, more: u64) -> bool {
         let rest = self.index_base + more;
         let compressed = self.index_meter.compressed_bytes();
-        let sealed = compressed + compressed / 64 + (64 << 10) + rest;
+        let sealed = compressed + compressed / 64 + INDEX_SEAL_SLACK + rest;
         let json = self.index_meter.json_bytes() + rest;
         sealed <= self.index_limit && json <= self.index_limit * 4
     }

@@ -456,19 +456,21 @@ pub fn flip_first_chunk_of(env: &Env, name: &str) -> String {
         .find(|n| n["path"].as_str().unwrap().ends_with(name))
         .map(|n| n["chunks"][0]["id"].as_str().unwrap().to_string())
         .unwrap();
-    let catalog = tapevault::catalog::Catalog::open(&env.path("catalog"), "test").unwrap();
     let id = tapevault::ids::ChunkId::parse(&chunk).unwrap();
-    let location = catalog
-        .blob_location(&id, tapevault::crypto::BlobKind::Data)
-        .unwrap()
-        .unwrap();
+    flip_blob(env, &id, tapevault::crypto::BlobKind::Data);
+    chunk
+}
+
+/// Flip one byte in the middle of a stored blob, found through the catalog.
+pub fn flip_blob(env: &Env, id: &tapevault::ids::ChunkId, kind: tapevault::crypto::BlobKind) {
+    let catalog = tapevault::catalog::Catalog::open(&env.path("catalog"), "test").unwrap();
+    let location = catalog.blob_location(id, kind).unwrap().unwrap();
     let volume = &catalog.volumes_by_sequence().unwrap()[&location.sequence];
     let path = env.vault_dir().join(&volume.name);
     let mut bytes = std::fs::read(&path).unwrap();
     let at = location.pack_offset + location.offset + u64::from(location.sealed_len) / 2;
     bytes[at as usize] ^= 0x01;
     std::fs::write(&path, &bytes).unwrap();
-    chunk
 }
 
 /// Run tapevault with the clock set to `when` and running from there (libfaketime).
