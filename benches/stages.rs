@@ -65,9 +65,15 @@ fn main() {
     report("keyed hash (BLAKE3)", data.len(), started);
 
     let started = Instant::now();
+    // As a backup worker does: one compressor and buffer, an exact copy per chunk.
+    let mut compressor = tapevault::compress::Compressor::new(3);
+    let mut compressed = Vec::new();
     let encoded: Vec<Vec<u8>> = pieces
         .iter()
-        .map(|p| tapevault::compress::compress(p, 3))
+        .map(|p| {
+            compressor.compress_into(p, &mut compressed);
+            compressed.to_vec()
+        })
         .collect();
     report("compress (zstd 3)", data.len(), started);
 
@@ -75,11 +81,11 @@ fn main() {
     let volume_key = key.volume_key(&volume);
     let mut packs = Vec::new();
     let indices: Vec<usize> = (0..pieces.len()).collect();
+    let mut builder = tapevault::pack::PackBuilder::default();
     for (number, group) in (1u32..).zip(indices.chunks(16)) {
-        let mut builder = tapevault::pack::PackBuilder::default();
         for &i in group {
             let plain_len = pieces[i].len() as u32;
-            builder.add(BlobKind::Data, chunk_ids[i], plain_len, encoded[i].clone());
+            builder.add(BlobKind::Data, chunk_ids[i], plain_len, &encoded[i]);
         }
         let sealer = volume_key.pack_sealer(vault, number);
         packs.push((

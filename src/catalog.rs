@@ -859,11 +859,11 @@ pub fn lock(dir: &Path) -> Result<crate::lock::RunLock> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A new, empty catalog in a temporary folder, for vault `dir:/nowhere`.
-    pub(super) fn new_catalog() -> (tempfile::TempDir, Catalog) {
+    pub(crate) fn new_catalog() -> (tempfile::TempDir, Catalog) {
         let dir = tempfile::tempdir().expect("temp dir");
         let key = crate::crypto::MasterKey::random();
         let vault_id = VaultId::random();

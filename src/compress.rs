@@ -16,18 +16,47 @@ pub const DEFAULT_LEVEL: i32 = 3;
 
 /// Compress `plain`, returning codec byte + payload; raw when zstd does not help.
 pub fn compress(plain: &[u8], level: i32) -> Vec<u8> {
-    if let Ok(packed) = zstd::bulk::compress(plain, level) {
-        if packed.len() < plain.len() {
-            let mut out = Vec::with_capacity(packed.len() + 1);
-            out.push(CODEC_ZSTD);
-            out.extend_from_slice(&packed);
-            return out;
+    let mut out = Vec::new();
+    Compressor::new(level).compress_into(plain, &mut out);
+    out
+}
+
+/// A compressor kept for many chunks: zstd's context (megabytes of tables) is made once,
+/// not per chunk, and the output goes into a buffer the caller reuses.
+pub struct Compressor {
+    /// None when zstd cannot be set up at this level: every chunk is then stored raw.
+    zstd: Option<zstd::bulk::Compressor<'static>>,
+}
+
+impl Compressor {
+    /// A compressor at zstd `level`.
+    pub fn new(level: i32) -> Compressor {
+        Compressor {
+            zstd: zstd::bulk::Compressor::new(level).ok(),
         }
     }
-    let mut out = Vec::with_capacity(plain.len() + 1);
-    out.push(CODEC_RAW);
-    out.extend_from_slice(plain);
-    out
+
+    /// [`compress`] into `out`, replacing what it held and reusing its allocation.
+    pub fn compress_into(&mut self, plain: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        if let Some(zstd) = &mut self.zstd {
+            // Exact, as doubling a reused buffer would hold twice the largest chunk.
+            out.reserve_exact(1 + zstd::zstd_safe::compress_bound(plain.len()));
+            out.push(CODEC_ZSTD);
+            // Written after the codec byte, into room reserved for zstd's worst case.
+            let mut after_codec = std::io::Cursor::new(&mut *out);
+            after_codec.set_position(1);
+            if let Ok(packed) = zstd.compress_to_buffer(plain, &mut after_codec) {
+                if packed < plain.len() {
+                    return;
+                }
+            }
+            out.clear();
+        }
+        out.reserve_exact(plain.len() + 1);
+        out.push(CODEC_RAW);
+        out.extend_from_slice(plain);
+    }
 }
 
 /// Compress what `write` writes without ever holding it whole: appends the codec byte
@@ -80,10 +109,14 @@ pub fn decompress_into(encoded: &[u8], plain_len: usize, plain: &mut Vec<u8>) ->
         .ok_or_else(|| Error::corrupt("empty compressed blob"))?;
     plain.clear();
     match *codec {
-        CODEC_RAW => plain.extend_from_slice(payload),
+        CODEC_RAW => {
+            plain.reserve_exact(payload.len());
+            plain.extend_from_slice(payload);
+        }
         CODEC_ZSTD => {
             // zstd writes no further than the buffer's room; more than recorded fails below.
-            plain.reserve(plain_len);
+            // Exact, as doubling a reused buffer would hold twice the largest chunk.
+            plain.reserve_exact(plain_len);
             zstd::bulk::Decompressor::new()
                 .and_then(|mut context| context.decompress_to_buffer(payload, plain))
                 .map_err(|e| Error::corrupt(format!("zstd: {e}")))?;
@@ -114,6 +147,27 @@ mod tests {
             .collect();
         let stored = compress(&noise, 3);
         assert_eq!(decompress(&stored, noise.len()).unwrap(), noise);
+    }
+
+    #[test]
+    fn a_kept_compressor_and_buffer_give_each_chunk_as_if_alone() {
+        let text = b"abc".repeat(100_000);
+        let mut noise = vec![0u8; 300_000];
+        blake3::Hasher::new().finalize_xof().fill(&mut noise);
+        let mut compressor = Compressor::new(3);
+        let mut out = Vec::new();
+        for (chunk, codec) in [
+            (&text[..], CODEC_ZSTD),
+            (&noise[..], CODEC_RAW),
+            (&text[..30], CODEC_ZSTD),
+            (&noise[..10], CODEC_RAW),
+            (&[][..], CODEC_RAW),
+        ] {
+            compressor.compress_into(chunk, &mut out);
+            assert_eq!(out[0], codec);
+            assert_eq!(out, compress(chunk, 3));
+            assert_eq!(decompress(&out, chunk.len()).unwrap(), chunk);
+        }
     }
 
     #[test]

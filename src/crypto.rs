@@ -284,6 +284,8 @@ impl PackSealer {
             return false;
         };
         let (body, tag) = sealed.split_at(body_len);
+        // Exact: a reused buffer grown by doubling would idle at twice the largest blob.
+        out.reserve_exact(body.len());
         out.extend_from_slice(body);
         let opened = self.cipher.decrypt_in_place_detached(
             Nonce::from_slice(&nonce_bytes(position)),

@@ -29,14 +29,19 @@ struct PendingBlob {
     kind: BlobKind,
     id: ChunkId,
     plain_len: u32,
-    encoded: Vec<u8>,
+    /// Where its compressed bytes are in the builder's buffer.
+    encoded: std::ops::Range<usize>,
 }
 
-/// Collects compressed blobs until the pack is full.
+/// Collects compressed blobs until the pack is full. Kept from pack to pack: its buffers
+/// are reused, so a long run allocates nothing per blob or per pack.
 #[derive(Default)]
 pub struct PackBuilder {
     blobs: Vec<PendingBlob>,
+    /// The pending blobs' compressed bytes, end to end.
+    encoded: Vec<u8>,
     bytes: usize,
+    reopened: Reopened,
 }
 
 /// Where a blob sits in a finished pack.
@@ -65,14 +70,25 @@ pub struct FinishedPack {
 }
 
 impl PackBuilder {
-    /// Add a compressed chunk (`encoded` from [`compress::compress`]).
-    pub fn add(&mut self, kind: BlobKind, id: ChunkId, plain_len: u32, encoded: Vec<u8>) {
+    /// A builder for packs finished once they reach `target` bytes: room for the most
+    /// they can then hold is taken once, so the buffer never grows by doubling.
+    pub fn for_target(target: usize) -> PackBuilder {
+        PackBuilder {
+            encoded: Vec::with_capacity(target + crate::chunk::MAX_CHUNK_BYTES as usize + 1),
+            ..PackBuilder::default()
+        }
+    }
+
+    /// Add a compressed chunk (`encoded` from [`compress::compress`]); it is copied.
+    pub fn add(&mut self, kind: BlobKind, id: ChunkId, plain_len: u32, encoded: &[u8]) {
         self.bytes += encoded.len() + TAG_BYTES + ENTRY_BYTES;
+        let start = self.encoded.len();
+        self.encoded.extend_from_slice(encoded);
         self.blobs.push(PendingBlob {
             kind,
             id,
             plain_len,
-            encoded,
+            encoded: start..self.encoded.len(),
         });
     }
 
@@ -92,16 +108,17 @@ impl PackBuilder {
     }
 
     /// Shuffle, seal and verify every blob into `bytes` (a buffer to reuse: what it
-    /// holds is dropped); consumes the builder.
+    /// holds is dropped). The builder is left empty, for the next pack.
     pub fn finish(
-        mut self,
+        &mut self,
         mut sealer: PackSealer,
         ids: &ChunkIdKey,
         mut bytes: Vec<u8>,
     ) -> Result<FinishedPack> {
         shuffle(&mut self.blobs);
         bytes.clear();
-        bytes.reserve(self.projected_bytes());
+        // Exact: reserve would double a buffer kept from a smaller pack, 16 MiB idle.
+        bytes.reserve_exact(self.projected_bytes());
         let mut header = Vec::with_capacity(4 + self.blobs.len() * ENTRY_BYTES);
         let count =
             u32::try_from(self.blobs.len()).map_err(|_| Error::corrupt("pack too large"))?;
@@ -109,10 +126,11 @@ impl PackBuilder {
         let mut entries = Vec::with_capacity(self.blobs.len());
         // Sealed in place into the pack and reopened into the same two buffers blob after
         // blob: a megabyte-sized allocation per step fragmented the heap over long runs.
-        let mut reopened = Reopened::default();
-        for (position, blob) in self.blobs.into_iter().enumerate() {
+        self.bytes = 0;
+        for (position, blob) in self.blobs.drain(..).enumerate() {
             let offset = bytes.len();
-            sealer.seal_into(blob.kind, &blob.id, &blob.encoded, &mut bytes)?;
+            let encoded = &self.encoded[blob.encoded];
+            sealer.seal_into(blob.kind, &blob.id, encoded, &mut bytes)?;
             let entry = PackEntry {
                 kind: blob.kind,
                 id: blob.id,
@@ -122,12 +140,13 @@ impl PackBuilder {
                 plain_len: blob.plain_len,
             };
             // Verify before seal: a blob that does not round-trip must never be stored.
-            open_sealed_into(&sealer, &entry, &bytes[offset..], ids, &mut reopened).map_err(
+            open_sealed_into(&sealer, &entry, &bytes[offset..], ids, &mut self.reopened).map_err(
                 |e| e.context("blob failed its check before sealing (memory or library fault)"),
             )?;
             encode_entry(&mut header, &entry);
             entries.push(entry);
         }
+        self.encoded.clear();
         let sealed_header = sealer.seal_header(&header);
         bytes.extend_from_slice(&sealed_header);
         bytes.extend_from_slice(&(sealed_header.len() as u32).to_le_bytes());
@@ -280,7 +299,7 @@ mod tests {
                 BlobKind::Data,
                 ids.id(chunk),
                 chunk.len() as u32,
-                compress::compress(chunk, 3),
+                &compress::compress(chunk, 3),
             );
         }
         let sealer = master.volume_key(&volume).pack_sealer(vault, 3);
@@ -301,6 +320,35 @@ mod tests {
                 let plain = open_blob(&pack.bytes, entry, &sealer, &ids).unwrap();
                 prop_assert!(chunks.contains(&plain));
             }
+        }
+    }
+
+    #[test]
+    fn a_builder_kept_for_the_next_pack_starts_it_empty() {
+        let master = MasterKey::random();
+        let (vault, volume) = (VaultId::random(), VolumeId::random());
+        let ids = master.chunk_id_key();
+        let mut builder = PackBuilder::for_target(4096);
+        let mut buffer = Vec::new();
+        for (number, fill) in [(1u32, 1u8), (2, 2)] {
+            let chunks: Vec<Vec<u8>> = (0..3u8)
+                .map(|i| vec![fill; 1000 + usize::from(i)])
+                .collect();
+            for chunk in &chunks {
+                let encoded = compress::compress(chunk, 3);
+                builder.add(BlobKind::Data, ids.id(chunk), chunk.len() as u32, &encoded);
+            }
+            let sealer = master.volume_key(&volume).pack_sealer(vault, number);
+            let pack = builder.finish(sealer, &ids, buffer).unwrap();
+            assert!(builder.is_empty());
+            let sealer = master.volume_key(&volume).pack_sealer(vault, number);
+            let entries = read_entries(&pack.bytes, &sealer).unwrap();
+            assert_eq!(entries.len(), chunks.len());
+            for entry in &entries {
+                let plain = open_blob(&pack.bytes, entry, &sealer, &ids).unwrap();
+                assert!(chunks.contains(&plain));
+            }
+            buffer = pack.bytes;
         }
     }
 
@@ -333,7 +381,7 @@ mod tests {
         let mut builder = PackBuilder::default();
         let chunk = b"the chunk the id was computed from".to_vec();
         let wrong = compress::compress(b"different bytes entirely, same length!", 3);
-        builder.add(BlobKind::Data, ids.id(&chunk), chunk.len() as u32, wrong);
+        builder.add(BlobKind::Data, ids.id(&chunk), chunk.len() as u32, &wrong);
         let sealer = master
             .volume_key(&VolumeId::random())
             .pack_sealer(VaultId::random(), 1);
