@@ -19,7 +19,7 @@ use crate::pack::PackBuilder;
 use crate::progress::{Event, Observer, Silent};
 use crate::source::{self, Found, Origin, WalkOptions};
 use crate::vault::{Vault, VolumeSink};
-use crate::volume::{IndexBlob, IndexPack, Label, VolumeIndex, VolumeWriter};
+use crate::volume::{IndexBlob, IndexPack, Label, Room, VolumeIndex, VolumeWriter};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::io::Read;
@@ -692,6 +692,8 @@ struct OpenVolume {
     packs: Vec<IndexPack>,
     /// The medium passed early warning: no further pack goes in (the index still does).
     full: bool,
+    /// Closed because its index could list no more blobs, with room left on the medium.
+    index_full: bool,
 }
 
 /// What every volume of a run looks like.
@@ -867,6 +869,7 @@ impl<'a> Writer<'a> {
             created,
             packs: Vec::new(),
             full: false,
+            index_full: false,
         });
         Ok(())
     }
@@ -880,17 +883,20 @@ impl<'a> Writer<'a> {
         if self.current.is_none() {
             self.open_volume()?;
         }
-        if !self
-            .current
-            .as_ref()
-            .is_some_and(|v| !v.full && v.writer.fits(len, blobs))
-        {
-            if self.current.as_ref().is_some_and(|v| v.packs.is_empty()) {
+        let volume = self.current.as_mut().expect("opened above");
+        let room = if volume.full {
+            Room::MediumFull
+        } else {
+            volume.writer.room_for(len, blobs)
+        };
+        if room != Room::Fits {
+            if volume.packs.is_empty() {
                 return Err(Error::usage(format!(
                     "a pack of {len} bytes does not fit in an empty volume of {} bytes; raise --volume-size",
                     self.shape.size
                 )));
             }
+            volume.index_full = room == Room::IndexFull;
             self.seal_volume(None)?;
             self.open_volume()?;
         }
@@ -955,7 +961,13 @@ impl<'a> Writer<'a> {
         self.catalog.record_volume(&row, &index.packs, completes)?;
         self.claims.release(&index.packs)?;
         self.bytes_written += written.bytes;
-        self.progress.on(Event::Sealed(&volume.name, written.bytes));
+        self.progress.on(Event::Sealed {
+            name: &volume.name,
+            bytes: written.bytes,
+            index_full_at: volume
+                .index_full
+                .then(|| index.packs.iter().map(|p| p.blobs.len() as u64).sum()),
+        });
         self.sealed_names.push(volume.name);
         self.next_sequence += 1;
         Ok(())

@@ -118,7 +118,11 @@ pub fn copy(
                     name: volume.name.clone(),
                     bytes: volume.bytes,
                 });
-                progress.on(crate::progress::Event::Sealed(&volume.name, volume.bytes));
+                progress.on(crate::progress::Event::Sealed {
+                    name: &volume.name,
+                    bytes: volume.bytes,
+                    index_full_at: None,
+                });
             }
             // The destination failing is the run failing; the source failing is one volume's problem.
             Err(Failure::Destination(err)) => return Err(err),

@@ -28,8 +28,15 @@ pub enum Event<'a> {
     },
     /// A volume is being written.
     Writing(&'a str),
-    /// A volume was sealed with this many bytes.
-    Sealed(&'a str, u64),
+    /// A volume was sealed.
+    Sealed {
+        /// The volume's name.
+        name: &'a str,
+        /// Its size.
+        bytes: u64,
+        /// When it closed because its index was full, not its medium: the blobs listed.
+        index_full_at: Option<u64>,
+    },
     /// A volume is being read.
     Reading(&'a str),
 }

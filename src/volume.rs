@@ -386,6 +386,17 @@ impl IndexMeter {
     }
 }
 
+/// Whether one more pack goes into a volume, and if not, what is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Room {
+    /// It fits.
+    Fits,
+    /// The volume's size (index and parity included) leaves no room for it.
+    MediumFull,
+    /// There is room, but the index would outgrow what every reader accepts.
+    IndexFull,
+}
+
 /// Room needed in the index for one pack with `blobs` blobs (JSON, before compression).
 pub fn index_bytes_for_pack(blobs: usize) -> u64 {
     96 + 170 * blobs as u64
@@ -443,8 +454,14 @@ impl<W: Write> VolumeWriter<W> {
 
     /// Would a pack of `len` bytes with `blobs` blobs still fit, index and parity included,
     /// and the index still be one every reader accepts?
-    pub fn fits(&self, len: u64, blobs: usize) -> bool {
-        self.fits_in_medium(len, blobs) && self.index_accepts(index_bytes_for_pack(blobs))
+    pub fn room_for(&self, len: u64, blobs: usize) -> Room {
+        if !self.fits_in_medium(len, blobs) {
+            Room::MediumFull
+        } else if !self.index_accepts(index_bytes_for_pack(blobs)) {
+            Room::IndexFull
+        } else {
+            Room::Fits
+        }
     }
 
     /// Would the snapshot record (`len` bytes of JSON) still fit, in the volume and in its index?
@@ -925,7 +942,7 @@ mod tests {
             let mut writer = VolumeWriter::start(Vec::new(), &label, 1 << 40, 0).expect("starts");
             writer.index_limit = LIMIT;
             let mut packs = Vec::new();
-            while writer.fits(512, 200) {
+            while writer.room_for(512, 200) == Room::Fits {
                 assert!(
                     packs.len() < 10_000,
                     "{case}: the index grows without bound"
@@ -946,6 +963,11 @@ mod tests {
                         .expect("appends"),
                 );
             }
+            assert_eq!(
+                writer.room_for(512, 200),
+                Room::IndexFull,
+                "{case}: the medium still has room; it is the index that is full"
+            );
             let index = VolumeIndex {
                 volume_id: label.volume_id,
                 sequence: label.sequence,

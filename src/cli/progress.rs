@@ -119,12 +119,30 @@ impl Observer for Shown {
                 }
                 self.refresh_message();
             }
-            Event::Sealed(name, size) => {
+            Event::Sealed {
+                name,
+                bytes: size,
+                index_full_at,
+            } => {
                 if self.volume_lines || self.bar.is_some() {
-                    self.line(format!("sealed {name} ({})", bytes(size)));
+                    self.line(sealed_line(name, size, index_full_at));
                 }
             }
         }
+    }
+}
+
+/// What the operator sees when a volume is sealed. One closed early because its index
+/// is full says so: otherwise the next cartridge asked for long before the first is full
+/// looks like a fault.
+fn sealed_line(name: &str, size: u64, index_full_at: Option<u64>) -> String {
+    match index_full_at {
+        None => format!("sealed {name} ({})", bytes(size)),
+        Some(blobs) => format!(
+            "sealed {name} ({}) before its medium was full: its index lists {blobs} blobs, \
+             as many as a volume's index holds; the backup goes on in the next volume",
+            bytes(size)
+        ),
     }
 }
 
@@ -162,5 +180,24 @@ pub fn estimate_backup(
             files,
             bytes: total,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_volume_closed_by_its_index_says_so() {
+        assert_eq!(
+            sealed_line("tv000001-0a", 4 << 20, None),
+            "sealed tv000001-0a (4.0 MiB)"
+        );
+        let early = sealed_line("tv000002-0b", 3 << 30, Some(1_061_234));
+        assert!(
+            early.starts_with("sealed tv000002-0b (3.0 GiB) before its medium was full"),
+            "{early}"
+        );
+        assert!(early.contains("1061234 blobs"), "{early}");
     }
 }
