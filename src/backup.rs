@@ -493,7 +493,8 @@ const READY_BATCH: usize = 256;
 /// The chunks this run has decided to store and whose volume is not recorded yet: each
 /// is claimed exactly once. A sealed volume's chunks are released, the catalog then
 /// answers for them, so the set holds at most one volume's chunks however much a run
-/// stores (it held every chunk of the run: 70 bytes each, 700 MiB for 10 TB).
+/// stores (it held every chunk of the run: 70 bytes each, 700 MiB for 10 TB). A chunk
+/// whose volume read back damaged can be claimed, and stored, again.
 struct Claims {
     /// Only chunks stored in this volume set count as stored.
     volume_set: u64,
@@ -1242,5 +1243,29 @@ mod tests {
             "the sealed volume answers for the released chunk"
         );
         assert_eq!(claims.chosen().unwrap().len(), 1);
+
+        // A volume recorded damaged (verify-after-write) is not trusted: once released,
+        // its chunk is claimed, and so stored, again.
+        let misread = ChunkId([8; 32]);
+        assert!(claims.claim(&catalog, &misread, BlobKind::Data).unwrap());
+        let packs = vec![IndexPack {
+            number: 1,
+            offset: 0,
+            length: 100,
+            blobs: vec![IndexBlob {
+                id: misread,
+                ..packs[0].blobs[0].clone()
+            }],
+        }];
+        let damaged = VolumeRow {
+            sequence: 2,
+            volume_id: VolumeId::random(),
+            name: "tv000002".into(),
+            state: "damaged".into(),
+            ..volume
+        };
+        catalog.record_volume(&damaged, &packs, None).unwrap();
+        claims.release(&packs).unwrap();
+        assert!(claims.claim(&catalog, &misread, BlobKind::Data).unwrap());
     }
 }
