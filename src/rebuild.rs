@@ -408,19 +408,7 @@ fn fill(
             continue;
         }
         catalog.begin_snapshot(&record.id)?;
-        let staged = read_tree(
-            vault,
-            catalog,
-            key,
-            vault_id,
-            &record.tree,
-            |catalog, nodes| {
-                nodes
-                    .chunks(512)
-                    .try_for_each(|batch| catalog.add_nodes(&record.id, batch))
-            },
-        );
-        match staged {
+        match stage_tree(vault, catalog, key, vault_id, &record) {
             Ok(()) => {
                 catalog.complete_snapshot(&record, sequence)?;
                 summary.snapshots += 1;
@@ -717,17 +705,22 @@ fn scan_members(
     })
 }
 
-/// Read a snapshot's tree blobs in order and hand on its nodes as each blob is decoded:
-/// a tree of millions of nodes is never held whole (held whole, 1.6 million files took
-/// 2 GB to rebuild).
-pub fn read_tree(
+/// Read a snapshot's tree blobs in order and stage its nodes in the catalog as each blob
+/// is decoded: a tree of millions of nodes is never held whole (held whole, 1.6 million
+/// files took 2 GB to rebuild).
+fn stage_tree(
     vault: &dyn Vault,
     catalog: &mut Catalog,
     key: &MasterKey,
     vault_id: VaultId,
-    tree: &[ChunkId],
-    mut take: impl FnMut(&mut Catalog, Vec<Node>) -> Result<()>,
+    record: &SnapshotRecord,
 ) -> Result<()> {
+    let tree = &record.tree;
+    let stage = |catalog: &mut Catalog, nodes: Vec<Node>| {
+        nodes
+            .chunks(512)
+            .try_for_each(|batch| catalog.add_nodes(&record.id, batch))
+    };
     let (plan, unknown) = locate(catalog, tree.iter().copied(), BlobKind::Tree)?;
     if let Some(id) = unknown.first() {
         return Err(Error::corrupt(format!(
@@ -760,7 +753,7 @@ pub fn read_tree(
         if !read_whole.contains_key(id) {
             let volume_ref = (volume.name.as_str(), &volume.volume_id);
             if let Ok(plain) = keys.read_blob(vault, volume_ref, id, loc) {
-                take(catalog, decoder.feed(&plain)?)?;
+                stage(catalog, decoder.feed(&plain)?)?;
                 continue;
             }
             if volumes_read_whole.insert(volume.sequence) {
@@ -782,7 +775,7 @@ pub fn read_tree(
                 findings.damage.join("; ")
             ))
         })?;
-        take(catalog, decoder.feed(plain)?)?;
+        stage(catalog, decoder.feed(plain)?)?;
     }
-    take(catalog, decoder.finish()?)
+    stage(catalog, decoder.finish()?)
 }
