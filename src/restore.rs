@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How often a volume read that failed with an I/O error is done again.
 const READ_RETRIES: u32 = 1;
@@ -123,18 +124,56 @@ impl RestoreProblems {
     }
 }
 
-/// A file being restored. Its folder and name come from its path
-/// ([`parent_and_name`]): a million files waiting are worth not holding them twice.
+/// What is being done to one file of the restore (its node is kept apart, read-only,
+/// so the thread making files ahead can read it while the writer updates this).
 struct PendingFile {
-    node: Node,
-    temp: Vec<u8>,
+    /// Chunk places not yet written nor known lost: at zero the file is finished.
+    unsettled: usize,
     missing: Vec<(u64, u64)>,
     reason: Option<String>,
     hash: WriteHash,
 }
 
-/// The whole-file hash of what was written, taken while chunks come in file order: it
-/// spares reading the file back.
+impl PendingFile {
+    fn new(node: &Node) -> PendingFile {
+        PendingFile {
+            unsettled: node.chunks.len(),
+            missing: Vec::new(),
+            reason: None,
+            hash: WriteHash::new(),
+        }
+    }
+}
+
+/// A file's temporary name, or why it could not be made. Made once, by whichever
+/// thread needs it first: the one making files ahead, or the writer.
+type Made = std::sync::OnceLock<Result<Vec<u8>, String>>;
+
+/// Make the file of `node` under a temporary name (closed: it is opened to be written).
+fn make_temp(target: &mut Target, node: &Node) -> Result<Vec<u8>, String> {
+    let (parent, name) = parent_and_name(&node.path);
+    target
+        .dir(parent)
+        .and_then(|dir| target::create_temp(&dir, name))
+        .map(|(_, temp)| temp)
+        .map_err(|err| err.to_string())
+}
+
+/// Make every file in plan order, ahead of the writer, until `stop`. Making a file
+/// costs as much as writing a small one (and far more just after a tree was deleted,
+/// when ext4 passes over the freed inodes), so it runs beside the decoding instead of
+/// before it.
+fn make_ahead(mut target: Target, nodes: &[Node], made: &[Made], stop: &AtomicBool) {
+    for (node, made) in nodes.iter().zip(made) {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        made.get_or_init(|| make_temp(&mut target, node));
+    }
+}
+
+/// The whole-file hash of what was written, taken while chunks come in file order
+/// (holes hashed as the zeros they read as): it spares reading the file back.
 enum WriteHash {
     /// Every chunk so far came in order, up to this offset. The hasher (about 2 KiB)
     /// exists only while the file is part written: a million files waiting hold none.
@@ -150,14 +189,15 @@ impl WriteHash {
         WriteHash::InOrder(0, None)
     }
 
-    /// `plain` was written at `offset` of a file of `size` bytes.
-    fn add(&mut self, offset: u64, plain: &[u8], size: u64) {
+    /// `plain` was written at `offset` of the file of `node`.
+    fn add(&mut self, offset: u64, plain: &[u8], node: &Node) {
         *self = match std::mem::replace(self, WriteHash::ReadBack) {
-            WriteHash::InOrder(hashed_to, hasher) if hashed_to == offset => {
+            WriteHash::InOrder(hashed_to, hasher) if hole_until(node, hashed_to) == offset => {
                 let mut hasher = hasher.unwrap_or_default();
+                hash_zeros(&mut hasher, offset - hashed_to);
                 hasher.update(plain);
                 let hashed_to = offset + plain.len() as u64;
-                if hashed_to == size {
+                if hashed_to == node.size {
                     WriteHash::Whole(hasher.finalize())
                 } else {
                     WriteHash::InOrder(hashed_to, Some(hasher))
@@ -167,13 +207,36 @@ impl WriteHash {
         };
     }
 
-    /// The hash of a file of `size` bytes, if every byte came in order.
-    fn whole(&self, size: u64) -> Option<blake3::Hash> {
+    /// The hash of the file of `node`, if every byte came in order.
+    fn whole(self, node: &Node) -> Option<blake3::Hash> {
         match self {
-            WriteHash::Whole(hash) => Some(*hash),
-            WriteHash::InOrder(0, None) if size == 0 => Some(blake3::hash(b"")),
+            WriteHash::Whole(hash) => Some(hash),
+            // Nothing but holes after the last chunk written.
+            WriteHash::InOrder(hashed_to, hasher) if hole_until(node, hashed_to) == node.size => {
+                let mut hasher = hasher.unwrap_or_default();
+                hash_zeros(&mut hasher, node.size - hashed_to);
+                Some(hasher.finalize())
+            }
             _ => None,
         }
+    }
+}
+
+/// Where the data after `offset` of the file of `node` starts again: the next chunk's
+/// offset, or the file's size when only a hole is left.
+fn hole_until(node: &Node, offset: u64) -> u64 {
+    let next = node.chunks.partition_point(|c| c.offset < offset);
+    node.chunks.get(next).map_or(node.size, |c| c.offset)
+}
+
+/// Hash `len` zero bytes: a hole, in memory, costs less than the kernel's zeroing it
+/// to be read back.
+fn hash_zeros(hasher: &mut blake3::Hasher, mut len: u64) {
+    const ZEROS: [u8; 16 << 10] = [0; 16 << 10];
+    while len > 0 {
+        let part = len.min(ZEROS.len() as u64);
+        hasher.update(&ZEROS[..part as usize]);
+        len -= part;
     }
 }
 
@@ -189,49 +252,179 @@ enum Work {
     Missing(ChunkId, String),
 }
 
-/// What the writing thread did.
-struct Written {
-    bytes: u64,
-    first_byte_seconds: Option<f64>,
+/// Writes chunks into their files and finishes each file (checked, named, attributes
+/// set) as soon as its last chunk is settled, while the next volume is still decoded.
+struct FileWriter<'a> {
+    target: Target,
+    nodes: &'a [Node],
+    made: &'a [Made],
+    /// Each file until it is finished.
+    files: Vec<Option<PendingFile>>,
+    /// Where each chunk still to come goes; a chunk is settled once.
+    wanted: ChunkTargets,
+    open: OpenFiles,
+    read_back: Vec<u8>,
+    progress: &'a dyn Observer,
+    started: std::time::Instant,
+    /// What finishing the files found (files, damage, refusals, warnings) and bytes.
+    report: RestoreReport,
+    /// Paths put in place, for hard links to them.
+    restored: HashSet<Vec<u8>>,
 }
 
-/// Write each chunk received into every file offset it fills.
-fn write_chunks(
-    work: std::sync::mpsc::Receiver<Work>,
-    target: &mut Target,
-    files: &mut [PendingFile],
-    wanted: &ChunkTargets,
-    progress: &dyn Observer,
-    started: std::time::Instant,
-) -> Written {
-    let mut open = OpenFiles { open: Vec::new() };
-    let mut written = Written {
-        bytes: 0,
-        first_byte_seconds: None,
-    };
-    for item in work {
-        let (id, plain) = match item {
-            Work::Missing(id, reason) => {
-                mark_missing(files, wanted, &id, &reason);
-                continue;
+impl<'a> FileWriter<'a> {
+    fn new(
+        target: Target,
+        nodes: &'a [Node],
+        made: &'a [Made],
+        progress: &'a dyn Observer,
+        started: std::time::Instant,
+    ) -> FileWriter<'a> {
+        let mut wanted: ChunkTargets = HashMap::new();
+        for (index, node) in nodes.iter().enumerate() {
+            for chunk in &node.chunks {
+                wanted
+                    .entry(chunk.id)
+                    .or_default()
+                    .push((index, chunk.offset));
             }
-            Work::Chunk(id, plain) => (id, plain),
+        }
+        FileWriter {
+            target,
+            nodes,
+            made,
+            files: nodes
+                .iter()
+                .map(|node| Some(PendingFile::new(node)))
+                .collect(),
+            wanted,
+            open: OpenFiles { open: Vec::new() },
+            read_back: vec![0; 1 << 20],
+            progress,
+            started,
+            report: RestoreReport::default(),
+            restored: HashSet::new(),
+        }
+    }
+
+    /// Write a chunk (or, without `plain`, record it lost for `reason`) into every
+    /// place it fills, and finish each file this completes.
+    fn settle(&mut self, id: &ChunkId, plain: Option<&[u8]>, reason: &str) {
+        let Some(places) = self.wanted.remove(id) else {
+            return;
         };
-        for (index, offset) in wanted.get(&id).map(Vec::as_slice).unwrap_or(&[]) {
-            if let Err(err) = open.write(target, files, *index, *offset, &plain) {
-                let file = &mut files[*index];
-                file.missing.push((*offset, offset + plain.len() as u64));
-                file.reason.get_or_insert(format!("cannot write: {err}"));
-            } else {
-                written
-                    .first_byte_seconds
-                    .get_or_insert(started.elapsed().as_secs_f64());
-                written.bytes += plain.len() as u64;
-                progress.on(Event::Bytes(plain.len() as u64));
+        for (index, offset) in places {
+            let node = &self.nodes[index];
+            let Some(file) = self.files[index].as_mut() else {
+                continue;
+            };
+            // Whether the chunk was written; a file that could not be made is not, and is
+            // refused when it is finished.
+            let written = plain.map(|plain| -> std::io::Result<bool> {
+                let made = self.made[index].get_or_init(|| make_temp(&mut self.target, node));
+                let Ok(temp) = made else { return Ok(false) };
+                self.open
+                    .write(&mut self.target, index, node, temp, offset, plain)?;
+                file.hash.add(offset, plain, node);
+                Ok(true)
+            });
+            match written {
+                Some(Ok(false)) => {}
+                Some(Ok(true)) => {
+                    let len = plain.map_or(0, <[u8]>::len) as u64;
+                    self.report
+                        .first_byte_seconds
+                        .get_or_insert(self.started.elapsed().as_secs_f64());
+                    self.report.bytes += len;
+                    self.progress.on(Event::Bytes(len));
+                }
+                Some(Err(err)) => {
+                    let len = plain.map_or(0, <[u8]>::len) as u64;
+                    file.missing.push((offset, offset + len));
+                    file.reason.get_or_insert(format!("cannot write: {err}"));
+                }
+                None => {
+                    let len = node
+                        .chunks
+                        .iter()
+                        .find(|c| c.id == *id && c.offset == offset)
+                        .map_or(0, |c| u64::from(c.len));
+                    file.missing.push((offset, offset + len));
+                    file.reason.get_or_insert_with(|| reason.to_string());
+                }
+            }
+            file.unsettled = file.unsettled.saturating_sub(1);
+            if file.unsettled == 0 {
+                self.finish(index);
             }
         }
     }
-    written
+
+    /// Finish the files waiting for no chunk (empty ones, or all of whose chunks are lost).
+    fn finish_settled(&mut self) {
+        for index in 0..self.files.len() {
+            if self.files[index].as_ref().is_some_and(|f| f.unsettled == 0) {
+                self.finish(index);
+            }
+        }
+    }
+
+    /// Finish every file not finished yet: once all volumes are read, what a file still
+    /// lacks is lost.
+    fn finish_rest(&mut self) {
+        for index in 0..self.files.len() {
+            self.finish(index);
+        }
+    }
+
+    /// Check file `index`, give it its name and attributes, or keep it as partial.
+    fn finish(&mut self, index: usize) {
+        let node = &self.nodes[index];
+        let Some(file) = self.files[index].take() else {
+            return;
+        };
+        let handle = self.open.close(index);
+        let made = self.made[index].get_or_init(|| make_temp(&mut self.target, node));
+        let temp = match made {
+            Ok(temp) => temp,
+            Err(reason) => {
+                self.report.problems.refused.push(Refusal {
+                    path: node.path.escaped(),
+                    reason: reason.clone(),
+                });
+                return;
+            }
+        };
+        let finished = finish_file(
+            &mut self.target,
+            node,
+            temp,
+            file,
+            handle,
+            &mut self.read_back,
+            &mut self.report,
+        );
+        if finished {
+            self.progress.on(Event::File {
+                path: &node.path,
+                origin: crate::source::Origin::New,
+            });
+            self.restored.insert(node.path.0.clone());
+        }
+    }
+}
+
+/// Write each chunk received into every file offset it fills.
+fn write_chunks(work: std::sync::mpsc::Receiver<Work>, writer: &mut FileWriter) {
+    // The reader is still opening the first volume: files with nothing to wait for are
+    // finished meanwhile.
+    writer.finish_settled();
+    for item in work {
+        match item {
+            Work::Missing(id, reason) => writer.settle(&id, None, &reason),
+            Work::Chunk(id, plain) => writer.settle(&id, Some(&plain), ""),
+        }
+    }
 }
 
 /// Files being written, the last few kept open: chunks mostly come in file order,
@@ -243,21 +436,21 @@ struct OpenFiles {
 impl OpenFiles {
     const MAX_OPEN: usize = 32;
 
-    /// Write a chunk at its offset in file `index`, and hash it when it comes in order.
+    /// Write a chunk at its offset in file `index` of `node`, made as `temp`.
     fn write(
         &mut self,
         target: &mut Target,
-        files: &mut [PendingFile],
         index: usize,
+        node: &Node,
+        temp: &[u8],
         offset: u64,
         plain: &[u8],
     ) -> std::io::Result<()> {
-        let file = &mut files[index];
         let slot = match self.open.iter().position(|(i, _)| *i == index) {
             Some(slot) => slot,
             None => {
-                let dir = target.dir(parent_and_name(&file.node.path).0)?;
-                let handle = target::open_file(&dir, &file.temp, true)?;
+                let dir = target.dir(parent_and_name(&node.path).0)?;
+                let handle = target::open_file(&dir, temp, true)?;
                 if self.open.len() == Self::MAX_OPEN {
                     self.open.remove(0);
                 }
@@ -265,9 +458,13 @@ impl OpenFiles {
                 self.open.len() - 1
             }
         };
-        self.open[slot].1.write_all_at(plain, offset)?;
-        file.hash.add(offset, plain, file.node.size);
-        Ok(())
+        self.open[slot].1.write_all_at(plain, offset)
+    }
+
+    /// File `index`'s handle, if it is open, no longer kept.
+    fn close(&mut self, index: usize) -> Option<std::fs::File> {
+        let slot = self.open.iter().position(|(i, _)| *i == index)?;
+        Some(self.open.remove(slot).1)
     }
 }
 
@@ -465,7 +662,7 @@ pub fn restore(
     }
     // Sized once: grown by doubling, a million files' list was copied and held twice.
     let file_count = nodes.iter().filter(|n| n.kind == NodeKind::File).count();
-    let mut files: Vec<PendingFile> = Vec::with_capacity(file_count);
+    let mut files: Vec<Node> = Vec::with_capacity(file_count);
     let mut restored_dirs = Vec::new();
     // Links and special files, made once the files are. Nodes move, not copied: a
     // restore of a million files holds each once.
@@ -474,47 +671,44 @@ pub fn restore(
         if node.path.0.is_empty() {
             continue;
         }
-        let (parent, name) = parent_and_name(&node.path);
-        let made = target.dir(parent).and_then(|dir| match node.kind {
-            NodeKind::Dir => target::make_dir(&dir, name, options.overwrite).map(|()| None),
-            // Sized at the end: extending first makes the kernel zero every page twice.
-            NodeKind::File => target::create_temp(&dir, name).map(|(_, temp)| Some(temp)),
-            _ => Ok(None),
-        });
-        match made {
-            Err(err) => report.problems.refused.push(Refusal {
-                path: node.path.escaped(),
-                reason: err.to_string(),
-            }),
-            Ok(Some(temp)) => files.push(PendingFile {
-                node,
-                temp,
-                missing: Vec::new(),
-                reason: None,
-                hash: WriteHash::new(),
-            }),
-            Ok(None) if node.kind == NodeKind::Dir => restored_dirs.push(node),
-            Ok(None) => others.push(node),
+        match node.kind {
+            // Made while the volumes are read, and sized at the end: extending first
+            // makes the kernel zero every page twice.
+            NodeKind::File => files.push(node),
+            NodeKind::Dir => {
+                let (parent, name) = parent_and_name(&node.path);
+                let made = target
+                    .dir(parent)
+                    .and_then(|dir| target::make_dir(&dir, name, options.overwrite));
+                match made {
+                    Ok(()) => restored_dirs.push(node),
+                    Err(err) => report.problems.refused.push(Refusal {
+                        path: node.path.escaped(),
+                        reason: err.to_string(),
+                    }),
+                }
+            }
+            _ => others.push(node),
         }
     }
 
     progress.on(Event::Planned {
         files: files.len() as u64,
-        bytes: files.iter().map(|f| f.node.size).sum(),
+        bytes: files.iter().map(|f| f.size).sum(),
     });
-    // Which file offsets each chunk fills.
-    let mut wanted: ChunkTargets = HashMap::new();
-    for (index, file) in files.iter().enumerate() {
-        for chunk in &file.node.chunks {
-            wanted
-                .entry(chunk.id)
-                .or_default()
-                .push((index, chunk.offset));
-        }
-    }
-    let (packs, unknown) = locate(catalog, wanted.keys().copied(), BlobKind::Data)?;
+    let made: Vec<Made> = files.iter().map(|_| Made::new()).collect();
+    let mut writer = FileWriter::new(
+        target
+            .try_clone()
+            .map_err(|e| Error::io("cannot open restore target", &options.target, e))?,
+        &files,
+        &made,
+        progress,
+        started,
+    );
+    let (packs, unknown) = locate(catalog, writer.wanted.keys().copied(), BlobKind::Data)?;
     for id in unknown {
-        mark_missing(&mut files, &wanted, &id, "chunk not in the catalog");
+        writer.settle(&id, None, "chunk not in the catalog");
     }
     let volumes = catalog.volumes_by_sequence()?;
     let keys = ReadKeys {
@@ -524,11 +718,17 @@ pub fn restore(
     };
     // Volumes are read and their blobs decoded here while a second thread writes
     // the files: writing (the kernel's copy into the page cache) costs as much as decoding.
-    let written = std::thread::scope(|scope| -> Result<Written> {
+    let stop_making = AtomicBool::new(false);
+    std::thread::scope(|scope| -> Result<()> {
         let (send, work) = std::sync::mpsc::sync_channel::<Work>(WRITE_QUEUE);
-        let writer = {
-            let (target, files, wanted) = (&mut target, &mut files, &wanted);
-            scope.spawn(move || write_chunks(work, target, files, wanted, progress, started))
+        let ahead = target
+            .try_clone()
+            .map_err(|e| Error::io("cannot open restore target", &options.target, e))?;
+        let (files, made, stop) = (&files, &made, &stop_making);
+        scope.spawn(move || make_ahead(ahead, files, made, stop));
+        let writing = {
+            let writer = &mut writer;
+            scope.spawn(move || write_chunks(work, writer))
         };
         let read = (|| -> Result<()> {
             for (sequence, per_pack) in &packs {
@@ -648,22 +848,22 @@ pub fn restore(
             Ok(())
         })();
         drop(send);
-        let written = writer.join().expect("the file writer does not panic");
-        read.map(|()| written)
+        stop_making.store(true, Ordering::Relaxed);
+        writing.join().expect("the file writer does not panic");
+        read
     })?;
-    report.bytes += written.bytes;
-    report.first_byte_seconds = written.first_byte_seconds;
-    let mut restored_files: HashSet<Vec<u8>> = HashSet::new();
-    let mut read_back = vec![0; 1 << 20];
-    for file in files {
-        if let Some(path) = finish_file(&mut target, file, &mut read_back, &mut report) {
-            progress.on(Event::File {
-                path: &PathBytes(path.clone()),
-                origin: crate::source::Origin::New,
-            });
-            restored_files.insert(path);
-        }
-    }
+    writer.finish_rest();
+    let finished = writer.report;
+    report.bytes += finished.bytes;
+    report.first_byte_seconds = finished.first_byte_seconds;
+    report.files += finished.files;
+    report.problems.refused.extend(finished.problems.refused);
+    report.problems.warnings.extend(finished.problems.warnings);
+    // Files finish as their last chunk comes; they are listed in path order.
+    let mut damaged = finished.problems.damaged;
+    damaged.sort_by(|a, b| a.path.cmp(&b.path));
+    report.problems.damaged.extend(damaged);
+    let restored_files = writer.restored;
     for node in &others {
         let result = match node.kind {
             NodeKind::Hardlink => restore_hardlink(&mut target, node, &restored_files),
@@ -794,20 +994,6 @@ fn check_conflicts(target: &mut Target, nodes: &[Node], root: &std::path::Path) 
         ));
     }
     Ok(())
-}
-
-fn mark_missing(files: &mut [PendingFile], wanted: &ChunkTargets, id: &ChunkId, reason: &str) {
-    for (index, offset) in wanted.get(id).map(Vec::as_slice).unwrap_or(&[]) {
-        let file = &mut files[*index];
-        let len = file
-            .node
-            .chunks
-            .iter()
-            .find(|c| c.id == *id && c.offset == *offset)
-            .map_or(0, |c| u64::from(c.len));
-        file.missing.push((*offset, offset + len));
-        file.reason.get_or_insert_with(|| reason.to_string());
-    }
 }
 
 /// What reading a volume needs to authenticate and check its blobs.
@@ -1138,34 +1324,41 @@ pub(crate) fn merge(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 }
 
 /// Check a written file's hash and give it its real name, or leave it marked partial.
+/// Check the file of `node`, written as `temp` (and still open as `handle`, if it is),
+/// then give it its name and attributes, or keep it as partial. True when it is in place.
 fn finish_file(
     target: &mut Target,
+    node: &Node,
+    temp: &[u8],
     file: PendingFile,
+    handle: Option<std::fs::File>,
     read_back: &mut [u8],
     report: &mut RestoreReport,
-) -> Option<Vec<u8>> {
-    let path = file.node.path.escaped();
-    let (parent, name) = parent_and_name(&file.node.path);
+) -> bool {
+    let path = node.path.escaped();
+    let (parent, name) = parent_and_name(&node.path);
     let dir = match target.dir(parent) {
         Ok(dir) => dir,
         Err(err) => {
             report.problems.damaged.push(FileDamage {
                 path,
-                missing: vec![(0, file.node.size)],
+                missing: vec![(0, node.size)],
                 reason: err.to_string(),
                 kept_as: None,
             });
-            return None;
+            return false;
         }
     };
-    let mut reason = file.reason.clone();
+    let mut reason = file.reason;
     // Trailing holes (and a damaged tail) still give the file its recorded size.
-    let sized = target::open_file(&dir, &file.temp, true).and_then(|f| {
-        if f.metadata()?.len() != file.node.size {
-            f.set_len(file.node.size)?;
-        }
-        Ok(f)
-    });
+    let sized = handle
+        .map_or_else(|| target::open_file(&dir, temp, true), Ok)
+        .and_then(|f| {
+            if f.metadata()?.len() != node.size {
+                f.set_len(node.size)?;
+            }
+            Ok(f)
+        });
     let handle = match sized {
         Ok(handle) => Some(handle),
         Err(err) => {
@@ -1174,15 +1367,13 @@ fn finish_file(
         }
     };
     if reason.is_none() {
-        let hash = match file.hash.whole(file.node.size) {
+        let hash = match file.hash.whole(node) {
             Some(hash) => Ok(hash),
             // Chunks came out of order, or a hole was left: read the file back.
-            None => {
-                target::open_file(&dir, &file.temp, false).and_then(|f| hash_file(&f, read_back))
-            }
+            None => target::open_file(&dir, temp, false).and_then(|f| hash_file(&f, read_back)),
         };
         match hash {
-            Ok(hash) if Some(hash.to_hex().as_str()) == file.node.hash.as_deref() => {}
+            Ok(hash) if Some(hash.to_hex().as_str()) == node.hash.as_deref() => {}
             Ok(_) => reason = Some("whole-file hash does not match the snapshot".into()),
             Err(err) => reason = Some(format!("cannot read back: {err}")),
         }
@@ -1190,10 +1381,10 @@ fn finish_file(
     if let Some(reason) = reason {
         let mut partial = name.to_vec();
         partial.extend_from_slice(PARTIAL_SUFFIX.as_bytes());
-        let kept = target::rename(&dir, &file.temp, &partial).is_ok();
+        let kept = target::rename(&dir, temp, &partial).is_ok();
         let mut missing = merge(file.missing);
         if missing.is_empty() {
-            missing.push((0, file.node.size));
+            missing.push((0, node.size));
         }
         report.problems.damaged.push(FileDamage {
             path,
@@ -1201,28 +1392,28 @@ fn finish_file(
             reason,
             kept_as: kept.then(|| PathBytes(partial).escaped()),
         });
-        return None;
+        return false;
     }
     // Reached only without a reason, so the file was opened and sized.
-    let applied = handle.map_or(Ok(()), |f| apply_attributes(&f, &file.node));
+    let applied = handle.map_or(Ok(()), |f| apply_attributes(&f, node));
     if let Err(err) = applied {
         report
             .problems
             .warnings
             .push(format!("{path}: attributes not applied: {err}"));
     }
-    match target::rename(&dir, &file.temp, name) {
+    match target::rename(&dir, temp, name) {
         Ok(()) => {
             report.files += 1;
-            Some(file.node.path.0)
+            true
         }
         Err(err) => {
-            let _ = rustix::fs::unlinkat(&dir, &file.temp[..], rustix::fs::AtFlags::empty());
+            let _ = rustix::fs::unlinkat(&dir, temp, rustix::fs::AtFlags::empty());
             report.problems.refused.push(Refusal {
                 path,
                 reason: format!("cannot put in place: {err}"),
             });
-            None
+            false
         }
     }
 }
@@ -1345,87 +1536,157 @@ fn restore_special(target: &mut Target, node: &Node) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    /// A file of `content` waiting to be restored as `name` in the target's root.
-    fn pending(target: &mut Target, name: &str, content: &[u8]) -> PendingFile {
-        let dir = target.dir(b"").unwrap();
-        let (_, temp) = target::create_temp(&dir, name.as_bytes()).unwrap();
-        PendingFile {
-            node: Node {
-                path: PathBytes(name.as_bytes().to_vec()),
-                kind: NodeKind::File,
-                mode: 0o644,
-                uid: rustix::process::geteuid().as_raw(),
-                gid: rustix::process::getegid().as_raw(),
-                mtime_ns: 0,
-                size: content.len() as u64,
-                hash: Some(blake3::hash(content).to_hex().to_string()),
-                chunks: Vec::new(),
-                target: None,
-                change: None,
-            },
-            temp,
-            missing: Vec::new(),
-            reason: None,
-            hash: WriteHash::new(),
+    /// A file of `pieces` (its chunks, in file order) to be restored at `path`.
+    fn file_node(path: &str, pieces: &[&[u8]]) -> Node {
+        let mut size = 0;
+        let chunks = pieces
+            .iter()
+            .map(|piece| {
+                let chunk = crate::model::ChunkRef {
+                    id: ChunkId(*blake3::hash(piece).as_bytes()),
+                    offset: size,
+                    len: piece.len() as u32,
+                };
+                size += piece.len() as u64;
+                chunk
+            })
+            .collect();
+        Node {
+            path: PathBytes(path.as_bytes().to_vec()),
+            kind: NodeKind::File,
+            mode: 0o644,
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+            mtime_ns: 0,
+            size,
+            hash: Some(blake3::hash(&pieces.concat()).to_hex().to_string()),
+            chunks,
+            target: None,
+            change: None,
         }
     }
 
+    fn id(piece: &[u8]) -> ChunkId {
+        ChunkId(*blake3::hash(piece).as_bytes())
+    }
+
+    fn names(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
-    fn the_whole_file_hash_comes_from_the_writes_or_from_reading_back() {
+    fn each_file_is_made_once_and_finished_when_its_last_chunk_is_settled() {
         let scratch = tempfile::tempdir().unwrap();
-        let mut target = Target::open(scratch.path()).unwrap();
-        let content = b"first part|second part".as_slice();
-        let (head, tail) = content.split_at(11);
-        let mut files = vec![
-            pending(&mut target, "in-order", content),
-            pending(&mut target, "reversed", content),
-            pending(&mut target, "wrong", content),
+        let target = Target::open(scratch.path()).unwrap();
+        let (head, tail) = (b"first part|".as_slice(), b"second part".as_slice());
+        let content = [head, tail].concat();
+        let mut nodes = vec![
+            file_node("in-order", &[head, tail]),
+            file_node("reversed", &[tail, head]),
+            file_node("wrong", &[head, b"third part!"]),
+            file_node("lost", &[head, b"never comes"]),
+            file_node("empty", &[]),
+            file_node("no-folder/file", &[head]),
         ];
-        // More files than stay open, written in two interleaved rounds.
+        // Holes before, between and after the two chunks: hashed without reading back.
+        let mut sparse = file_node("sparse", &[head, tail]);
+        sparse.chunks[0].offset = 4096;
+        sparse.chunks[1].offset = 70_000;
+        sparse.size = 200_000;
+        let mut sparse_content = vec![0; 200_000];
+        sparse_content[4096..4107].copy_from_slice(head);
+        sparse_content[70_000..70_011].copy_from_slice(tail);
+        sparse.hash = Some(blake3::hash(&sparse_content).to_hex().to_string());
+        nodes.push(sparse);
+        // More files than stay open, all of the same two chunks.
         for n in 0..40 {
-            files.push(pending(&mut target, &format!("f{n}"), content));
+            nodes.push(file_node(&format!("f{n:02}"), &[head, tail]));
         }
-        let mut open = OpenFiles { open: Vec::new() };
-        for (index, offset, piece) in [
-            (0, 0, head),
-            (0, 11, tail),
-            (1, 11, tail),
-            (1, 0, head),
-            (2, 0, head),
-            (2, 11, b"SECOND PART".as_slice()),
-        ] {
-            open.write(&mut target, &mut files, index, offset, piece)
-                .unwrap();
-        }
-        for (offset, piece) in [(0, head), (11, tail)] {
-            for index in 3..files.len() {
-                open.write(&mut target, &mut files, index, offset, piece)
-                    .unwrap();
-            }
-        }
-        assert!(matches!(files[0].hash, WriteHash::Whole(_)), "in order");
-        assert!(matches!(files[1].hash, WriteHash::ReadBack), "out of order");
-        // Half written: the one hasher alive; none for a file not started.
-        let mut half = pending(&mut target, "half", content);
-        assert!(matches!(half.hash, WriteHash::InOrder(0, None)));
-        half.hash.add(0, head, content.len() as u64);
+        let made: Vec<Made> = nodes.iter().map(|_| Made::new()).collect();
+        // Told to stop, the thread making files ahead makes none.
+        let stop = AtomicBool::new(true);
+        make_ahead(target.try_clone().unwrap(), &nodes, &made, &stop);
+        assert!(made.iter().all(|m| m.get().is_none()));
+        // It makes the first files; the writer makes the others when their chunks come.
+        stop.store(false, Ordering::Relaxed);
+        make_ahead(target.try_clone().unwrap(), &nodes[..3], &made[..3], &stop);
+        assert_eq!(names(scratch.path()).len(), 3);
+
+        let progress = crate::progress::Silent;
+        let started = std::time::Instant::now();
+        let mut writer = FileWriter::new(target, &nodes, &made, &progress, started);
+        writer.finish_settled();
+        assert!(scratch.path().join("empty").exists(), "finished at once");
+        writer.settle(&id(head), Some(head), "");
+        let half = writer.files[0].as_ref().unwrap();
         assert!(matches!(half.hash, WriteHash::InOrder(11, Some(_))));
-        // A file waiting costs its node and names, not a 2 KiB hasher: a restore of a
-        // million files keeps all of them.
-        assert!(std::mem::size_of::<PendingFile>() < 512);
-        drop(open);
-        let mut report = RestoreReport::default();
-        let mut read_back = vec![0; 4096];
-        for file in files {
-            finish_file(&mut target, file, &mut read_back, &mut report);
-        }
-        assert_eq!(report.files, 42);
-        for name in ["in-order", "reversed", "f0", "f39"] {
-            assert_eq!(std::fs::read(scratch.path().join(name)).unwrap(), content);
-        }
+        // A file waiting costs its state, not a 2 KiB hasher: a restore of a million
+        // files keeps all of them.
+        assert!(std::mem::size_of::<PendingFile>() < 128);
+        assert!(matches!(
+            writer.files[46].as_ref().unwrap().hash,
+            WriteHash::InOrder(11, _)
+        ));
+        let sparse = writer.files[6].as_ref().unwrap();
+        assert!(matches!(sparse.hash, WriteHash::InOrder(4107, Some(_))));
+        let mut hole_filled = writer.nodes[6].clone();
+        hole_filled.chunks.remove(1);
+        writer.settle(&id(tail), Some(tail), "");
+        assert_eq!(
+            std::fs::read(scratch.path().join("sparse")).unwrap(),
+            sparse_content
+        );
+        // A hole is not assumed where a chunk is still to come: that file is read back.
+        let mut early = WriteHash::new();
+        early.add(70_000, tail, &writer.nodes[6]);
+        assert!(matches!(early, WriteHash::ReadBack));
+        let mut trailing = WriteHash::new();
+        trailing.add(4096, head, &hole_filled);
+        let zeros_after = blake3::hash(&sparse_content[..70_000]);
+        hole_filled.size = 70_000;
+        assert_eq!(trailing.whole(&hole_filled), Some(zeros_after));
+        // Finished the moment its last chunk is written, not at the end of the restore.
+        assert_eq!(
+            std::fs::read(scratch.path().join("in-order")).unwrap(),
+            content
+        );
+        assert_eq!(std::fs::read(scratch.path().join("f39")).unwrap(), content);
+        writer.settle(&id(b"third part!"), Some(b"THIRD PART!"), "");
+        writer.settle(&id(b"never comes"), None, "damaged in volume tv000002");
+        writer.finish_rest();
+
+        let report = writer.report;
+        assert_eq!(report.files, 44, "{report:?}");
+        assert_eq!(report.bytes, 22 * 43 + 11 * 3);
+        assert_eq!(
+            std::fs::read(scratch.path().join("reversed")).unwrap(),
+            [tail, head].concat()
+        );
         let damaged = &report.problems.damaged;
-        assert_eq!(damaged.len(), 1, "{damaged:?}");
-        assert_eq!(damaged[0].path, "wrong");
+        assert_eq!(damaged.len(), 2, "{damaged:?}");
+        assert_eq!(
+            (damaged[0].path.as_str(), damaged[0].missing.as_slice()),
+            ("wrong", [(0, 22)].as_slice())
+        );
         assert!(damaged[0].reason.contains("whole-file hash"), "{damaged:?}");
+        assert_eq!(damaged[1].path, "lost");
+        assert_eq!(damaged[1].missing, [(11, 22)]);
+        assert_eq!(damaged[1].reason, "damaged in volume tv000002");
+        assert_eq!(
+            damaged[1].kept_as.as_deref(),
+            Some("lost.tapevault-partial")
+        );
+        let refused = &report.problems.refused;
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].path, "no-folder/file");
+        // Every file made once: no temporary name is left behind.
+        let left = names(scratch.path());
+        assert_eq!(left.len(), 46, "{left:?}");
+        assert!(left.iter().all(|n| !n.starts_with(".tv-")), "{left:?}");
     }
 }

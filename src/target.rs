@@ -57,6 +57,14 @@ impl Target {
         })
     }
 
+    /// The same root for another thread, with its own folder handles.
+    pub fn try_clone(&self) -> io::Result<Target> {
+        Ok(Target {
+            root: self.root.try_clone()?,
+            cached: std::collections::HashMap::new(),
+        })
+    }
+
     /// True when the target holds nothing yet.
     pub fn is_empty(&self) -> io::Result<bool> {
         let dir = rustix::fs::Dir::read_from(&self.root)?;
