@@ -12,8 +12,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{random_bytes, to_hex, ChunkId, VaultId, VolumeId};
-use aes_gcm::aead::{Aead, AeadInPlace, Payload};
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -111,7 +110,12 @@ impl MasterKey {
     /// so a fixed nonce is unique).
     pub fn seal_record(&self, vault: VaultId, kind: &str, id: &[u8; 16], plain: &[u8]) -> Vec<u8> {
         let key = derive("tapevault v1 record key", &[&self.0, id]);
-        encrypt(&cipher(&key), 0, &record_aad(vault, kind, id), plain)
+        encrypt(
+            &cipher(&key),
+            nonce_bytes(0),
+            &record_aad(vault, kind, id),
+            plain,
+        )
     }
 
     /// Decrypt a vault record; fails if it was altered, moved or renamed to another kind.
@@ -123,8 +127,13 @@ impl MasterKey {
         sealed: &[u8],
     ) -> Result<Vec<u8>> {
         let key = derive("tapevault v1 record key", &[&self.0, id]);
-        decrypt(&cipher(&key), 0, &record_aad(vault, kind, id), sealed)
-            .ok_or_else(|| Error::corrupt(format!("{kind} record failed authentication")))
+        decrypt(
+            &cipher(&key),
+            nonce_bytes(0),
+            &record_aad(vault, kind, id),
+            sealed,
+        )
+        .ok_or_else(|| Error::corrupt(format!("{kind} record failed authentication")))
     }
 
     /// A public fingerprint of this key, pinned in the catalog.
@@ -169,19 +178,22 @@ impl VolumeKey {
     /// Encrypt the volume index (one per volume, so a fixed nonce is unique).
     pub fn seal_index(&self, aad: &[u8], plain: &[u8]) -> Vec<u8> {
         let key = derive("tapevault v1 index key", &[&self.0]);
-        encrypt(&cipher(&key), 0, aad, plain)
+        encrypt(&cipher(&key), nonce_bytes(0), aad, plain)
     }
 
     /// Decrypt the volume index.
     pub fn open_index(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
         let key = derive("tapevault v1 index key", &[&self.0]);
-        decrypt(&cipher(&key), 0, aad, sealed)
+        decrypt(&cipher(&key), nonce_bytes(0), aad, sealed)
             .ok_or_else(|| Error::corrupt("volume index failed authentication"))
     }
 }
 
-fn cipher(key: &[u8; 32]) -> Aes256Gcm {
-    Aes256Gcm::new(key.into())
+/// AES-256-GCM under `key`. ring's, not RustCrypto's: the same bytes, six times the
+/// speed on this machine (5.5 against 0.9 GB/s), and a backup seals and opens every
+/// byte once each. Nonces are this module's to keep unique (hence "less safe").
+fn cipher(key: &[u8; 32]) -> LessSafeKey {
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("AES-256 takes a 32-byte key"))
 }
 
 fn nonce_bytes(counter: u64) -> [u8; 12] {
@@ -190,19 +202,34 @@ fn nonce_bytes(counter: u64) -> [u8; 12] {
     nonce
 }
 
-fn encrypt(cipher: &Aes256Gcm, counter: u64, aad: &[u8], plain: &[u8]) -> Vec<u8> {
-    let nonce = nonce_bytes(counter);
+/// `plain` encrypted, then its tag.
+fn encrypt(cipher: &LessSafeKey, nonce: [u8; 12], aad: &[u8], plain: &[u8]) -> Vec<u8> {
+    let mut sealed = Vec::with_capacity(plain.len() + TAG_BYTES);
+    sealed.extend_from_slice(plain);
     // AES-GCM encryption fails only for inputs beyond 64 GiB, which packs never reach.
     cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad })
-        .expect("AES-GCM input within limits")
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut sealed,
+        )
+        .expect("AES-GCM input within limits");
+    sealed
 }
 
-fn decrypt(cipher: &Aes256Gcm, counter: u64, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
-    let nonce = nonce_bytes(counter);
-    cipher
-        .decrypt(Nonce::from_slice(&nonce), Payload { msg: sealed, aad })
-        .ok()
+/// The plain bytes of `sealed` (encrypted bytes, then tag), if it is authentic.
+fn decrypt(cipher: &LessSafeKey, nonce: [u8; 12], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    let mut plain = sealed.to_vec();
+    let len = cipher
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut plain,
+        )
+        .ok()?
+        .len();
+    plain.truncate(len);
+    Some(plain)
 }
 
 /// Associated data of a blob: version, vault, kind and chunk id (Horton principle).
@@ -234,7 +261,7 @@ fn header_aad(vault: VaultId, pack: u32) -> [u8; 24] {
 /// The only encryptor of one pack: owns its nonce counter, so a nonce is never reused.
 /// Deliberately neither `Clone` nor `Copy`.
 pub struct PackSealer {
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
     vault: VaultId,
     pack: u32,
     next_nonce: u64,
@@ -258,13 +285,13 @@ impl PackSealer {
         // AES-GCM encryption fails only for inputs beyond 64 GiB, which blobs never reach.
         let tag = self
             .cipher
-            .encrypt_in_place_detached(
-                Nonce::from_slice(&nonce_bytes(self.next_nonce)),
-                &blob_aad(self.vault, kind, id),
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce_bytes(self.next_nonce)),
+                Aad::from(blob_aad(self.vault, kind, id)),
                 &mut out[start..],
             )
             .expect("AES-GCM input within limits");
-        out.extend_from_slice(&tag);
+        out.extend_from_slice(tag.as_ref());
         self.next_nonce += 1;
         Ok(())
     }
@@ -280,21 +307,20 @@ impl PackSealer {
         out: &mut Vec<u8>,
     ) -> bool {
         out.clear();
-        let Some(body_len) = sealed.len().checked_sub(TAG_BYTES) else {
-            return false;
-        };
-        let (body, tag) = sealed.split_at(body_len);
         // Exact: a reused buffer grown by doubling would idle at twice the largest blob.
-        out.reserve_exact(body.len());
-        out.extend_from_slice(body);
-        let opened = self.cipher.decrypt_in_place_detached(
-            Nonce::from_slice(&nonce_bytes(position)),
-            &blob_aad(self.vault, kind, id),
-            out,
-            Tag::from_slice(tag),
-        );
-        if opened.is_err() {
-            out.clear();
+        out.reserve_exact(sealed.len());
+        out.extend_from_slice(sealed);
+        let opened = self
+            .cipher
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce_bytes(position)),
+                Aad::from(blob_aad(self.vault, kind, id)),
+                out,
+            )
+            .map(|plain| plain.len());
+        match opened {
+            Ok(len) => out.truncate(len),
+            Err(_) => out.clear(),
         }
         opened.is_ok()
     }
@@ -316,7 +342,7 @@ impl PackSealer {
     pub fn seal_header(self, plain: &[u8]) -> Vec<u8> {
         encrypt(
             &self.cipher,
-            HEADER_NONCE,
+            nonce_bytes(HEADER_NONCE),
             &header_aad(self.vault, self.pack),
             plain,
         )
@@ -326,7 +352,7 @@ impl PackSealer {
     pub fn open_header(&self, sealed: &[u8]) -> Option<Vec<u8>> {
         decrypt(
             &self.cipher,
-            HEADER_NONCE,
+            nonce_bytes(HEADER_NONCE),
             &header_aad(self.vault, self.pack),
             sealed,
         )
@@ -458,15 +484,7 @@ impl WrappedKey {
     ) -> Result<WrappedKey> {
         let wrapping = kdf.derive(passphrase)?;
         let nonce: [u8; 12] = random_bytes();
-        let sealed = cipher(&wrapping.0)
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &master.0,
-                    aad: &wrap_aad(vault),
-                },
-            )
-            .expect("AES-GCM input within limits");
+        let sealed = encrypt(&cipher(&wrapping.0), nonce, &wrap_aad(vault), &master.0);
         Ok(WrappedKey {
             kdf,
             key_check: wrapping.check_value(),
@@ -487,15 +505,8 @@ impl WrappedKey {
         }
         let nonce = crate::ids::from_hex::<12>(&self.nonce)?;
         let sealed = crate::ids::from_hex::<48>(&self.ciphertext)?;
-        let mut plain = cipher(&wrapping.0)
-            .decrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &sealed,
-                    aad: &wrap_aad(vault),
-                },
-            )
-            .map_err(|_| {
+        let mut plain = decrypt(&cipher(&wrapping.0), nonce, &wrap_aad(vault), &sealed)
+            .ok_or_else(|| {
                 Error::corrupt("the passphrase is right but the wrapped key is damaged")
             })?;
         let mut key = [0u8; 32];

@@ -379,12 +379,23 @@ fn t29_disk_full_on_a_real_small_filesystem_is_exit_1_and_the_next_run_completes
 fn t32_an_interrupted_restore_never_leaves_a_wrong_file_and_a_rerun_completes() {
     let env = Env::new();
     for n in 0..4 {
-        std::fs::write(env.src().join(format!("f{n}")), noise(2 << 20, 50 + n)).unwrap();
+        std::fs::write(env.src().join(format!("f{n}")), noise(8 << 20, 50 + n)).unwrap();
     }
     env.backup(&[]);
     let target = env.path("out");
     let landed = target.join(env.src().strip_prefix("/").unwrap());
-    for delay in [30, 150, 400, 900] {
+    let temps_left = || {
+        std::fs::read_dir(&landed).map_or(0, |dir| {
+            dir.filter(|e| {
+                let entry = e.as_ref().unwrap();
+                entry.file_name().to_string_lossy().starts_with(".tv-")
+            })
+            .count()
+        })
+    };
+    // Kills ever later, until one lands while files are being written (each run clears
+    // what the run before left): how long a restore takes depends on the machine.
+    for delay in [10, 20, 40, 70, 100, 150, 250, 400, 600, 900, 1400] {
         let mut child = env
             .process(&[
                 "restore",
@@ -412,7 +423,14 @@ fn t32_an_interrupted_restore_never_leaves_a_wrong_file_and_a_rerun_completes() 
                 );
             }
         }
+        if temps_left() > 0 {
+            break;
+        }
     }
+    assert!(
+        temps_left() > 0,
+        "no kill landed while files were being written"
+    );
     // Without --overwrite the rerun refuses, naming the conflict; with it, it completes
     // and clears what the killed runs left under temporary names.
     let (code, _, stderr) = run_json(env.tv(&["restore", "--target", target.to_str().unwrap()]));
@@ -565,9 +583,19 @@ fn t50_a_writer_on_another_host_is_exit_6_naming_it_until_it_lets_go() {
 #[test]
 fn t51_a_suspended_holder_keeps_its_lock_and_finishes_safely() {
     let env = two_volume_vault();
-    std::fs::write(env.src().join("more"), noise(6 << 20, 60)).unwrap();
+    std::fs::write(env.src().join("more"), noise(24 << 20, 60)).unwrap();
     let mut first = spawn_backup(&env);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Stopped as soon as it holds the catalog's lock, with its work still ahead of it.
+    let holder = format!("pid {} ", first.id());
+    let lock = env.path("catalog").join("lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&lock).is_ok_and(|held| held.starts_with(&holder)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     let pid = rustix::process::Pid::from_child(&first);
     rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
     assert!(
