@@ -12,7 +12,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{random_bytes, to_hex, ChunkId, VaultId, VolumeId};
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -189,8 +189,8 @@ impl VolumeKey {
     }
 }
 
-/// AES-256-GCM under `key`. ring's, not RustCrypto's: the same bytes, six times the
-/// speed on this machine (5.5 against 0.9 GB/s), and a backup seals and opens every
+/// AES-256-GCM under `key`. AWS-LC's, not RustCrypto's: the same bytes, ten times the
+/// speed on this machine (11.5 against 1.1 GB/s), and a backup seals and opens every
 /// byte once each. Nonces are this module's to keep unique (hence "less safe").
 fn cipher(key: &[u8; 32]) -> LessSafeKey {
     LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("AES-256 takes a 32-byte key"))
