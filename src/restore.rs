@@ -12,6 +12,7 @@ use crate::catalog::{BlobLocation, Catalog, VolumeRow};
 use crate::crypto::{BlobKind, MasterKey};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{ChunkId, SnapshotId};
+use crate::keys::KeySource;
 use crate::model::{Node, NodeKind, PathBytes};
 use crate::pack::PackEntry;
 use crate::parity::{ParityLog, Repair, RepairingReader};
@@ -273,22 +274,15 @@ struct FileWriter<'a> {
 }
 
 impl<'a> FileWriter<'a> {
+    /// A writer of the files of `nodes`, each chunk to the places `wanted` lists.
     fn new(
         target: Target,
         nodes: &'a [Node],
         made: &'a [Made],
+        wanted: ChunkTargets,
         progress: &'a dyn Observer,
         started: std::time::Instant,
     ) -> FileWriter<'a> {
-        let mut wanted: ChunkTargets = HashMap::new();
-        for (index, node) in nodes.iter().enumerate() {
-            for chunk in &node.chunks {
-                wanted
-                    .entry(chunk.id)
-                    .or_default()
-                    .push((index, chunk.offset));
-            }
-        }
         FileWriter {
             target,
             nodes,
@@ -412,6 +406,20 @@ impl<'a> FileWriter<'a> {
             self.restored.insert(node.path.0.clone());
         }
     }
+}
+
+/// Which file (by index in `files`) and offset each chunk fills.
+fn chunk_places(files: &[Node]) -> ChunkTargets {
+    let mut wanted: ChunkTargets = HashMap::new();
+    for (index, node) in files.iter().enumerate() {
+        for chunk in &node.chunks {
+            wanted
+                .entry(chunk.id)
+                .or_default()
+                .push((index, chunk.offset));
+        }
+    }
+    wanted
 }
 
 /// Write each chunk received into every file offset it fills.
@@ -594,7 +602,7 @@ pub(crate) fn locate(
 pub fn restore(
     vault: &dyn Vault,
     catalog: &Catalog,
-    key: &MasterKey,
+    key: &dyn KeySource,
     options: &RestoreOptions,
     progress: &dyn Observer,
 ) -> Result<RestoreReport> {
@@ -646,49 +654,54 @@ pub fn restore(
             options.target.display()
         )));
     }
+    // Sized once: grown by doubling, a million files' list was copied and held twice.
+    let file_count = nodes.iter().filter(|n| n.kind == NodeKind::File).count();
+    let mut files: Vec<Node> = Vec::with_capacity(file_count);
+    let mut dirs = Vec::new();
+    // Links and special files, made once the files are. Nodes move, not copied: a
+    // restore of a million files holds each once.
+    let mut others = Vec::new();
+    for node in nodes {
+        match node.kind {
+            _ if node.path.0.is_empty() => {}
+            NodeKind::File => files.push(node),
+            NodeKind::Dir => dirs.push(node),
+            _ => others.push(node),
+        }
+    }
+    let wanted = chunk_places(&files);
+    let (packs, unknown) = locate(catalog, wanted.keys().copied(), BlobKind::Data)?;
+    let volumes = catalog.volumes_by_sequence()?;
+    // The key was derived while the restore was planned. Nothing is made in the target
+    // before it is known good: a wrong passphrase leaves no trace there.
+    let key = key.master_key()?;
+
     let mut target = Target::open(&options.target)
         .map_err(|e| Error::io("cannot open restore target", &options.target, e))?;
+    let every_entry = || files.iter().chain(&dirs).chain(&others);
     if !options.overwrite {
         let empty = target
             .is_empty()
             .map_err(|e| Error::io("cannot read restore target", &options.target, e))?;
         if !empty {
-            check_conflicts(&mut target, &nodes, &options.target)?;
+            check_conflicts(&mut target, every_entry(), &options.target)?;
         }
     }
-
     if options.overwrite {
-        report.stale_temps_removed = remove_stale_temps(&mut target, &nodes);
+        report.stale_temps_removed = remove_stale_temps(&mut target, every_entry());
     }
-    // Sized once: grown by doubling, a million files' list was copied and held twice.
-    let file_count = nodes.iter().filter(|n| n.kind == NodeKind::File).count();
-    let mut files: Vec<Node> = Vec::with_capacity(file_count);
     let mut restored_dirs = Vec::new();
-    // Links and special files, made once the files are. Nodes move, not copied: a
-    // restore of a million files holds each once.
-    let mut others = Vec::new();
-    for node in nodes {
-        if node.path.0.is_empty() {
-            continue;
-        }
-        match node.kind {
-            // Made while the volumes are read, and sized at the end: extending first
-            // makes the kernel zero every page twice.
-            NodeKind::File => files.push(node),
-            NodeKind::Dir => {
-                let (parent, name) = parent_and_name(&node.path);
-                let made = target
-                    .dir(parent)
-                    .and_then(|dir| target::make_dir(&dir, name, options.overwrite));
-                match made {
-                    Ok(()) => restored_dirs.push(node),
-                    Err(err) => report.problems.refused.push(Refusal {
-                        path: node.path.escaped(),
-                        reason: err.to_string(),
-                    }),
-                }
-            }
-            _ => others.push(node),
+    for node in dirs {
+        let (parent, name) = parent_and_name(&node.path);
+        let made = target
+            .dir(parent)
+            .and_then(|dir| target::make_dir(&dir, name, options.overwrite));
+        match made {
+            Ok(()) => restored_dirs.push(node),
+            Err(err) => report.problems.refused.push(Refusal {
+                path: node.path.escaped(),
+                reason: err.to_string(),
+            }),
         }
     }
 
@@ -696,6 +709,8 @@ pub fn restore(
         files: files.len() as u64,
         bytes: files.iter().map(|f| f.size).sum(),
     });
+    // Files are made while the volumes are read, and sized at the end: extending first
+    // makes the kernel zero every page twice.
     let made: Vec<Made> = files.iter().map(|_| Made::new()).collect();
     let mut writer = FileWriter::new(
         target
@@ -703,14 +718,13 @@ pub fn restore(
             .map_err(|e| Error::io("cannot open restore target", &options.target, e))?,
         &files,
         &made,
+        wanted,
         progress,
         started,
     );
-    let (packs, unknown) = locate(catalog, writer.wanted.keys().copied(), BlobKind::Data)?;
     for id in unknown {
         writer.settle(&id, None, "chunk not in the catalog");
     }
-    let volumes = catalog.volumes_by_sequence()?;
     let keys = ReadKeys {
         vault_id: info.vault_id,
         master: key,
@@ -906,9 +920,9 @@ pub fn restore(
 
 /// Remove what an interrupted restore left under temporary names next to the entries
 /// this one restores; a folder that does not exist yet holds none.
-fn remove_stale_temps(target: &mut Target, nodes: &[Node]) -> u64 {
+fn remove_stale_temps<'a>(target: &mut Target, nodes: impl Iterator<Item = &'a Node>) -> u64 {
     let mut by_parent: BTreeMap<Vec<u8>, HashSet<Vec<u8>>> = BTreeMap::new();
-    for node in nodes.iter().filter(|n| n.kind != NodeKind::Dir) {
+    for node in nodes.filter(|n| n.kind != NodeKind::Dir) {
         let (parent, name) = parent_and_name(&node.path);
         by_parent
             .entry(parent.to_vec())
@@ -970,7 +984,11 @@ fn screen(nodes: Vec<Node>, report: &mut RestoreReport) -> Vec<Node> {
     kept
 }
 
-fn check_conflicts(target: &mut Target, nodes: &[Node], root: &std::path::Path) -> Result<()> {
+fn check_conflicts<'a>(
+    target: &mut Target,
+    nodes: impl Iterator<Item = &'a Node>,
+    root: &std::path::Path,
+) -> Result<()> {
     let mut conflicts = Vec::new();
     for node in nodes {
         let (parent, name) = parent_and_name(&node.path);
@@ -983,6 +1001,8 @@ fn check_conflicts(target: &mut Target, nodes: &[Node], root: &std::path::Path) 
             _ => {}
         }
     }
+    // The first in path order, whatever order the entries came in.
+    conflicts.sort();
     if let Some(first) = conflicts.first() {
         return Err(Error::new(
             ErrorKind::Io,
@@ -1619,7 +1639,14 @@ mod tests {
 
         let progress = crate::progress::Silent;
         let started = std::time::Instant::now();
-        let mut writer = FileWriter::new(target, &nodes, &made, &progress, started);
+        let mut writer = FileWriter::new(
+            target,
+            &nodes,
+            &made,
+            chunk_places(&nodes),
+            &progress,
+            started,
+        );
         writer.finish_settled();
         assert!(scratch.path().join("empty").exists(), "finished at once");
         writer.settle(&id(head), Some(head), "");

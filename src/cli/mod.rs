@@ -351,7 +351,8 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
             }
             let vault = ctx.vault()?;
             let catalog = ctx.catalog_for(vault.as_ref())?;
-            let key = crate::keys::unlock(&catalog, &ctx.passphrase(false)?)?;
+            // Derived while the restore plans; it waits for the key before it makes anything.
+            let key = crate::keys::Unlocking::start(&catalog, ctx.passphrase(false)?)?;
             let options = crate::restore::RestoreOptions {
                 snapshot: args.snapshot,
                 target: args.target.expect("clap requires --target without --plan"),
