@@ -87,6 +87,8 @@ impl Vault for DirVault {
             file: std::io::BufWriter::with_capacity(1 << 20, file),
             partial,
             final_path,
+            written: 0,
+            writeback_from: 0,
         }))
     }
 
@@ -146,11 +148,25 @@ struct DirSink {
     file: std::io::BufWriter<File>,
     partial: PathBuf,
     final_path: PathBuf,
+    /// Bytes written, and where the disk's writing of them was last started.
+    written: u64,
+    writeback_from: u64,
 }
+
+/// How much is written between two starts of the disk's writeback. Left to the kernel,
+/// a volume stays in memory until the seal's fsync, and a backup then waits for all of
+/// it (0.3 s for 577 MB here) with nothing else to do.
+const WRITEBACK_EVERY: u64 = 32 << 20;
 
 impl Write for DirSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.file.write(buf)
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.writeback_from >= WRITEBACK_EVERY {
+            start_writeback(self.file.get_ref(), self.writeback_from);
+            self.writeback_from = self.written - self.file.buffer().len() as u64;
+        }
+        Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.file.flush()
@@ -163,6 +179,7 @@ impl VolumeSink for DirSink {
             file,
             partial,
             final_path,
+            ..
         } = *self;
         let file = file
             .into_inner()
@@ -181,6 +198,23 @@ impl VolumeSink for DirSink {
         .map_err(|e| Error::io("cannot seal volume", &final_path, e.into()))?;
         sync_dir(final_path.parent().unwrap_or(Path::new(".")))
     }
+}
+
+/// Have the kernel start writing `file`'s dirty pages from `offset` to its end, without
+/// waiting. Only a head start: the seal's fsync is what makes a volume durable, so a
+/// file system that does not support it changes nothing.
+#[allow(unsafe_code)]
+fn start_writeback(file: &File, offset: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a system call on an open descriptor, given no memory of ours.
+    let _ = unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            0,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
 }
 
 /// fsync a directory so that a rename in it is durable.
