@@ -167,3 +167,24 @@ fn ls_and_snapshots_show_what_was_saved() {
     let out = env.tv(&["ls", &id[..8]]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("listed.txt"));
 }
+
+#[test]
+fn a_chunk_stored_in_a_volume_sealed_earlier_in_the_run_is_not_stored_again() {
+    let env = Env::new();
+    let first = noise(3 << 20, 31);
+    std::fs::write(env.src().join("a-first"), &first).unwrap();
+    // More than the chunks queued between the stages, so that by the time the copy is
+    // read, the volume holding the first is sealed and the run's claims on it released:
+    // only the catalog still knows those chunks.
+    std::fs::write(env.src().join("m-middle"), noise(32 << 20, 32)).unwrap();
+    std::fs::write(env.src().join("z-copy"), &first).unwrap();
+    let summary = env.backup(&["--threads", "1"]);
+    assert!(env.volumes().len() >= 8, "{:?}", env.volumes());
+    let added = summary["snapshot"]["stats"]["bytes_added"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(added, 35 << 20, "the copy is stored once: {summary}");
+    let (code, report, landed) = env.restore("out", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_same_tree(&env.src(), &landed);
+}
