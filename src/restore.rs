@@ -269,8 +269,9 @@ struct FileWriter<'a> {
     started: std::time::Instant,
     /// What finishing the files found (files, damage, refusals, warnings) and bytes.
     report: RestoreReport,
-    /// Paths put in place, for hard links to them.
-    restored: HashSet<Vec<u8>>,
+    /// Which files were put in place (by index), for hard links to them: a flag each,
+    /// not a copy of every path.
+    restored: Vec<bool>,
 }
 
 impl<'a> FileWriter<'a> {
@@ -297,7 +298,7 @@ impl<'a> FileWriter<'a> {
             progress,
             started,
             report: RestoreReport::default(),
-            restored: HashSet::new(),
+            restored: vec![false; nodes.len()],
         }
     }
 
@@ -403,7 +404,7 @@ impl<'a> FileWriter<'a> {
                 path: &node.path,
                 origin: crate::source::Origin::New,
             });
-            self.restored.insert(node.path.0.clone());
+            self.restored[index] = true;
         }
     }
 }
@@ -877,10 +878,15 @@ pub fn restore(
     let mut damaged = finished.problems.damaged;
     damaged.sort_by(|a, b| a.path.cmp(&b.path));
     report.problems.damaged.extend(damaged);
-    let restored_files = writer.restored;
+    // Files are in path order, as the snapshot lists them.
+    let restored = |path: &PathBytes| {
+        files
+            .binary_search_by(|file| file.path.cmp(path))
+            .is_ok_and(|index| writer.restored[index])
+    };
     for node in &others {
         let result = match node.kind {
-            NodeKind::Hardlink => restore_hardlink(&mut target, node, &restored_files),
+            NodeKind::Hardlink => restore_hardlink(&mut target, node, restored),
             NodeKind::Symlink | NodeKind::Fifo => restore_special(&mut target, node),
             _ => continue,
         };
@@ -1491,10 +1497,10 @@ fn apply_attributes(file: &std::fs::File, node: &Node) -> std::io::Result<()> {
 fn restore_hardlink(
     target: &mut Target,
     node: &Node,
-    restored: &HashSet<Vec<u8>>,
+    restored: impl Fn(&PathBytes) -> bool,
 ) -> Result<(), String> {
     let to = node.target.as_ref().ok_or("hard link without a target")?;
-    if !restored.contains(&to.0) {
+    if !restored(to) {
         return Err(format!(
             "hard link to /{} which this restore did not create",
             to.escaped()
