@@ -219,17 +219,31 @@ fn encrypt(cipher: &LessSafeKey, nonce: [u8; 12], aad: &[u8], plain: &[u8]) -> V
 
 /// The plain bytes of `sealed` (encrypted bytes, then tag), if it is authentic.
 fn decrypt(cipher: &LessSafeKey, nonce: [u8; 12], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
-    let mut plain = sealed.to_vec();
-    let len = cipher
-        .open_in_place(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(aad),
-            &mut plain,
-        )
-        .ok()?
-        .len();
-    plain.truncate(len);
-    Some(plain)
+    let mut plain = Vec::new();
+    decrypt_into(cipher, nonce, aad, sealed, &mut plain).then_some(plain)
+}
+
+/// [`decrypt`] into `out`, replacing what it held and reusing its allocation; false
+/// (and `out` empty) when `sealed` is not authentic.
+fn decrypt_into(
+    cipher: &LessSafeKey,
+    nonce: [u8; 12],
+    aad: &[u8],
+    sealed: &[u8],
+    out: &mut Vec<u8>,
+) -> bool {
+    out.clear();
+    // Exact: a reused buffer grown by doubling would idle at twice the largest blob.
+    out.reserve_exact(sealed.len());
+    out.extend_from_slice(sealed);
+    let opened = cipher
+        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), out)
+        .map(|plain| plain.len());
+    match opened {
+        Ok(len) => out.truncate(len),
+        Err(_) => out.clear(),
+    }
+    opened.is_ok()
 }
 
 /// Associated data of a blob: version, vault, kind and chunk id (Horton principle).
@@ -306,23 +320,13 @@ impl PackSealer {
         sealed: &[u8],
         out: &mut Vec<u8>,
     ) -> bool {
-        out.clear();
-        // Exact: a reused buffer grown by doubling would idle at twice the largest blob.
-        out.reserve_exact(sealed.len());
-        out.extend_from_slice(sealed);
-        let opened = self
-            .cipher
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce_bytes(position)),
-                Aad::from(blob_aad(self.vault, kind, id)),
-                out,
-            )
-            .map(|plain| plain.len());
-        match opened {
-            Ok(len) => out.truncate(len),
-            Err(_) => out.clear(),
-        }
-        opened.is_ok()
+        decrypt_into(
+            &self.cipher,
+            nonce_bytes(position),
+            &blob_aad(self.vault, kind, id),
+            sealed,
+            out,
+        )
     }
 
     /// Open blob number `position` of this pack (reading side).

@@ -313,40 +313,42 @@ impl<'a> FileWriter<'a> {
             let Some(file) = self.files[index].as_mut() else {
                 continue;
             };
-            // Whether the chunk was written; a file that could not be made is not, and is
-            // refused when it is finished.
-            let written = plain.map(|plain| -> std::io::Result<bool> {
-                let made = self.made[index].get_or_init(|| make_temp(&mut self.target, node));
-                let Ok(temp) = made else { return Ok(false) };
-                self.open
-                    .write(&mut self.target, index, node, temp, offset, plain)?;
-                file.hash.add(offset, plain, node);
-                Ok(true)
-            });
-            match written {
-                Some(Ok(false)) => {}
-                Some(Ok(true)) => {
-                    let len = plain.map_or(0, <[u8]>::len) as u64;
-                    self.report
-                        .first_byte_seconds
-                        .get_or_insert(self.started.elapsed().as_secs_f64());
-                    self.report.bytes += len;
-                    self.progress.on(Event::Bytes(len));
-                }
-                Some(Err(err)) => {
-                    let len = plain.map_or(0, <[u8]>::len) as u64;
-                    file.missing.push((offset, offset + len));
-                    file.reason.get_or_insert(format!("cannot write: {err}"));
-                }
-                None => {
-                    let len = node
-                        .chunks
-                        .iter()
-                        .find(|c| c.id == *id && c.offset == offset)
-                        .map_or(0, |c| u64::from(c.len));
-                    file.missing.push((offset, offset + len));
-                    file.reason.get_or_insert_with(|| reason.to_string());
-                }
+            // Why this place stays empty, if it does. A file that could not be made is
+            // not written either: it is refused when it is finished.
+            let lost = match plain {
+                None => Some(reason.to_string()),
+                Some(plain) => match self.made[index]
+                    .get_or_init(|| make_temp(&mut self.target, node))
+                {
+                    Err(_) => None,
+                    Ok(temp) => {
+                        match self
+                            .open
+                            .write(&mut self.target, index, node, temp, offset, plain)
+                        {
+                            Err(err) => Some(format!("cannot write: {err}")),
+                            Ok(()) => {
+                                file.hash.add(offset, plain, node);
+                                let len = plain.len() as u64;
+                                self.report
+                                    .first_byte_seconds
+                                    .get_or_insert(self.started.elapsed().as_secs_f64());
+                                self.report.bytes += len;
+                                self.progress.on(Event::Bytes(len));
+                                None
+                            }
+                        }
+                    }
+                },
+            };
+            if let Some(why) = lost {
+                let len = node
+                    .chunks
+                    .iter()
+                    .find(|c| c.id == *id && c.offset == offset)
+                    .map_or(0, |c| u64::from(c.len));
+                file.missing.push((offset, offset + len));
+                file.reason.get_or_insert(why);
             }
             file.unsettled = file.unsettled.saturating_sub(1);
             if file.unsettled == 0 {
@@ -713,16 +715,14 @@ pub fn restore(
     // Files are made while the volumes are read, and sized at the end: extending first
     // makes the kernel zero every page twice.
     let made: Vec<Made> = files.iter().map(|_| Made::new()).collect();
-    let mut writer = FileWriter::new(
+    // The writer and the thread making files ahead each keep their own folder handles.
+    let own_target = || {
         target
             .try_clone()
-            .map_err(|e| Error::io("cannot open restore target", &options.target, e))?,
-        &files,
-        &made,
-        wanted,
-        progress,
-        started,
-    );
+            .map_err(|e| Error::io("cannot open restore target", &options.target, e))
+    };
+    let ahead = own_target()?;
+    let mut writer = FileWriter::new(own_target()?, &files, &made, wanted, progress, started);
     for id in unknown {
         writer.settle(&id, None, "chunk not in the catalog");
     }
@@ -736,9 +736,6 @@ pub fn restore(
     let stop_making = AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<()> {
         let (send, work) = std::sync::mpsc::sync_channel::<Work>(WRITE_QUEUE);
-        let ahead = target
-            .try_clone()
-            .map_err(|e| Error::io("cannot open restore target", &options.target, e))?;
         let (files, made, stop) = (&files, &made, &stop_making);
         scope.spawn(move || make_ahead(ahead, files, made, stop));
         let writing = {
