@@ -7,6 +7,7 @@
 //! attacker's key is refused even with the attacker's passphrase.
 
 use crate::catalog::{Catalog, VaultInfo};
+use crate::console::errln;
 use crate::crypto::{KdfParams, MasterKey, WrappedKey};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{VaultId, VolumeId};
@@ -385,7 +386,7 @@ pub fn check_catalog_matches(vault: &dyn Vault, catalog: &Catalog) -> Result<()>
         .iter()
         .find_map(|name| crate::rebuild::head_label(vault, name).ok().map(|(_, l)| l));
     if ours(&volume_label) && key_label.is_some() && !ours(&key_label) {
-        eprintln!(
+        errln!(
             "tapevault: warning: a key label of {} names another vault, but its volumes and \
              this catalog are vault {}: the label was replaced or copied in; it is ignored",
             vault.location(),

@@ -16,6 +16,8 @@
 //! The CLI (`cli`) is a thin layer over [`backup::backup`], [`restore::restore`]
 //! and friends, which take options and return summaries and reports.
 #![deny(unsafe_code)]
+// Output goes through `console`: the std macros panic when a write fails.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 #![warn(missing_docs)]
 
 pub mod backup;
@@ -23,6 +25,7 @@ pub mod catalog;
 pub mod chunk;
 pub mod cli;
 pub mod compress;
+pub(crate) mod console;
 pub mod copy;
 pub mod crypto;
 pub mod drill;

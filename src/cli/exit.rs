@@ -27,6 +27,22 @@ pub fn for_error(kind: ErrorKind) -> u8 {
     }
 }
 
+/// `code`, made at least as bad as `floor` by something that failed beside the
+/// command's own work (the metrics file, the report on stdout): a success becomes
+/// `floor`, and an error or damage already found is never hidden behind it.
+pub fn at_least(code: u8, floor: u8) -> u8 {
+    let rank = |code| match code {
+        OK => 0,
+        WARNINGS => 1,
+        _ => 2,
+    };
+    if rank(floor) > rank(code) {
+        floor
+    } else {
+        code
+    }
+}
+
 /// The exit code of a finished command's report.
 pub fn for_report(damage: bool, warnings: bool) -> u8 {
     if damage {

@@ -16,6 +16,7 @@ pub use args::Cli;
 pub use generate::{completions, pages as man_pages};
 
 use crate::catalog::{self, Catalog};
+use crate::console::{errln, outln};
 use crate::error::{Error, Result};
 use crate::keys::KeySource;
 use crate::vault::{self, Vault};
@@ -48,7 +49,7 @@ pub fn main() -> ExitCode {
     let cli = match profile::apply(cli) {
         Ok(cli) => cli,
         Err(err) => {
-            eprintln!("tapevault: error: {err}");
+            errln!("tapevault: error: {err}");
             return ExitCode::from(exit::for_error(err.kind()));
         }
     };
@@ -60,15 +61,22 @@ pub fn main() -> ExitCode {
     let mut code = match run(cli, &mut measured) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("tapevault: error: {err}");
+            errln!("tapevault: error: {err}");
             exit::for_error(err.kind())
         }
     };
     if let Some((command, path, vault)) = metrics_to {
         let seconds = started.elapsed().as_secs_f64();
         if let Err(err) = metrics::write(&path, command, &vault, code, seconds, &measured) {
-            eprintln!("tapevault: warning: metrics not written: {err}");
-            code = code.max(exit::WARNINGS);
+            errln!("tapevault: warning: metrics not written: {err}");
+            code = exit::at_least(code, exit::WARNINGS);
+        }
+    }
+    // A reader that stopped early (`| head`) asked for no more: not a failure.
+    if let Some(err) = crate::console::stdout_failure() {
+        if err.kind() != std::io::ErrorKind::BrokenPipe {
+            errln!("tapevault: error: cannot write the report to standard output: {err}");
+            code = exit::at_least(code, exit::ERROR);
         }
     }
     ExitCode::from(code)
@@ -150,7 +158,7 @@ impl Context {
         crate::keys::check_catalog_matches(vault, &catalog)?;
         self.note_address(&catalog)?;
         for note in crate::rebuild::follow_renamed(vault, &mut catalog)? {
-            eprintln!("tapevault: note: {note}");
+            errln!("tapevault: note: {note}");
         }
         Ok(catalog)
     }
@@ -179,7 +187,7 @@ impl Context {
     fn note_address(&self, catalog: &Catalog) -> Result<()> {
         let info = catalog.vault_info()?;
         if info.address != self.address {
-            eprintln!(
+            errln!(
                 "tapevault: note: catalog {} was made for {}, used here with {}",
                 self.catalog_dir.display(),
                 info.address,
@@ -379,7 +387,7 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
             let mut catalog = ctx.catalog()?;
             catalog.set_volume_note(sequence, &text)?;
             if !out.quiet && !out.json {
-                println!(
+                outln!(
                     "volume #{sequence}: {}",
                     if text.is_empty() {
                         "note cleared"
@@ -612,7 +620,7 @@ fn drill(
     let mut catalog = match ctx.catalog_for(vault.as_ref()) {
         Ok(catalog) => Some(catalog),
         Err(err) if args.from_scratch => {
-            eprintln!("tapevault: note: drill not recorded in a catalog: {err}");
+            errln!("tapevault: note: drill not recorded in a catalog: {err}");
             None
         }
         Err(err) => return Err(err),

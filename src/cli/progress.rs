@@ -7,6 +7,7 @@
 //! per file.
 
 use super::render::{bytes, Output};
+use crate::console::outln;
 use crate::progress::{Event, Observer};
 use crate::source::Origin;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -62,7 +63,7 @@ impl Shown {
     fn line(&self, text: String) {
         match &self.bar {
             Some(bar) => bar.println(text),
-            None => println!("{text}"),
+            None => outln!("{text}"),
         }
     }
 

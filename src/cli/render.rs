@@ -2,6 +2,7 @@
 
 use crate::backup::BackupSummary;
 use crate::catalog::VolumeRow;
+use crate::console::{errln, out, outln};
 use crate::keys::InitSummary;
 use crate::model::{Node, NodeKind, SnapshotRecord};
 use crate::restore::{RestorePlan, RestoreReport};
@@ -38,7 +39,7 @@ pub(super) fn bytes(n: u64) -> String {
 impl Output {
     fn json(&self, value: &impl Serialize) {
         // Serialising our own report types cannot fail.
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(value).expect("report serialises")
         );
@@ -52,7 +53,7 @@ impl Output {
             return true;
         }
         for warning in warnings {
-            eprintln!("tapevault: warning: {warning}");
+            errln!("tapevault: warning: {warning}");
         }
         self.quiet
     }
@@ -62,11 +63,11 @@ impl Output {
             return self.json(summary);
         }
         if !self.quiet {
-            println!("initialised vault {address}");
-            println!("vault id    {}", summary.vault_id);
-            println!("key         {} (fingerprint)", summary.fingerprint);
-            println!("catalog     {}", summary.catalog);
-            println!("keep the passphrase safe: without it the vault cannot be read");
+            outln!("initialised vault {address}");
+            outln!("vault id    {}", summary.vault_id);
+            outln!("key         {} (fingerprint)", summary.fingerprint);
+            outln!("catalog     {}", summary.catalog);
+            outln!("keep the passphrase safe: without it the vault cannot be read");
         }
     }
 
@@ -75,24 +76,29 @@ impl Output {
             return;
         }
         for name in &summary.abandoned_volumes {
-            println!("note: {name} is an unfinished volume from an earlier run; it is not trusted");
+            outln!("note: {name} is an unfinished volume from an earlier run; it is not trusted");
         }
         let s = &summary.snapshot.stats;
-        println!("snapshot {} saved", summary.snapshot.id.short());
-        println!(
+        outln!("snapshot {} saved", summary.snapshot.id.short());
+        outln!(
             "files     {} new, {} changed, {} unchanged ({} in all, {} dirs, {} other)",
-            s.files_new, s.files_changed, s.files_unchanged, s.files, s.dirs, s.other
+            s.files_new,
+            s.files_changed,
+            s.files_unchanged,
+            s.files,
+            s.dirs,
+            s.other
         );
-        println!(
+        outln!(
             "data      {} read, {} new, {} written",
             bytes(s.bytes),
             bytes(s.bytes_added),
             bytes(summary.bytes_written)
         );
-        println!("volumes   {}", summary.volumes_written.join(" "));
-        println!("time      {:.1} s", summary.seconds);
+        outln!("volumes   {}", summary.volumes_written.join(" "));
+        outln!("time      {:.1} s", summary.seconds);
         if !summary.warnings.is_empty() {
-            println!(
+            outln!(
                 "warnings  {} (listed above; the snapshot records them)",
                 summary.warnings.len()
             );
@@ -110,13 +116,16 @@ impl Output {
         if self.quiet {
             return;
         }
-        println!(
+        outln!(
             "{:<10} {:<21} {:<14} {:>10}  paths",
-            "id", "time", "host", "size"
+            "id",
+            "time",
+            "host",
+            "size"
         );
         for s in snapshots {
             let paths: Vec<String> = s.paths.iter().map(|p| p.escaped()).collect();
-            println!(
+            outln!(
                 "{:<10} {:<21} {:<14} {:>10}  {}",
                 s.id.short(),
                 time(s.time),
@@ -125,7 +134,7 @@ impl Output {
                 paths.join(" ")
             );
         }
-        println!("{} snapshots", snapshots.len());
+        outln!("{} snapshots", snapshots.len());
     }
 
     pub fn ls(&self, snapshot: &SnapshotRecord, nodes: &[Node]) {
@@ -155,7 +164,7 @@ impl Output {
             if let Some(target) = &node.target {
                 line.push_str(&format!(" -> {}", target.escaped()));
             }
-            println!("{line}");
+            outln!("{line}");
         }
     }
 
@@ -163,9 +172,9 @@ impl Output {
         if self.json {
             return self.json(plan);
         }
-        println!("volumes to read, in order:");
+        outln!("volumes to read, in order:");
         for v in &plan.volumes {
-            println!(
+            outln!(
                 "  #{:<6} {:<28} {:>10}  set {:<5} {}{}",
                 v.sequence,
                 v.name,
@@ -183,9 +192,9 @@ impl Output {
             );
         }
         let total: u64 = plan.volumes.iter().map(|v| v.bytes).sum();
-        println!("{} volumes, {} to read", plan.volumes.len(), bytes(total));
+        outln!("{} volumes, {} to read", plan.volumes.len(), bytes(total));
         if plan.unknown_chunks > 0 {
-            println!(
+            outln!(
                 "{} chunks are in no known volume: those files will be reported damaged",
                 plan.unknown_chunks
             );
@@ -201,7 +210,7 @@ impl Output {
         if self.quiet {
             return;
         }
-        println!(
+        outln!(
             "restored {} files ({}) and {} other entries from {} volumes",
             report.files,
             bytes(report.bytes),
@@ -210,7 +219,7 @@ impl Output {
         );
         not_exact(&report.problems);
         if !report.problems.has_damage() && self.verbose > 0 {
-            println!("every restored file matches its recorded BLAKE3");
+            outln!("every restored file matches its recorded BLAKE3");
         }
     }
 
@@ -219,10 +228,10 @@ impl Output {
             return self.json(summary);
         }
         for problem in &summary.problems {
-            eprintln!("tapevault: warning: {problem}");
+            errln!("tapevault: warning: {problem}");
         }
         if !self.quiet {
-            println!(
+            outln!(
                 "catalog {} rebuilt: {} volumes, {} snapshots",
                 dir.display(),
                 summary.volumes.len(),
@@ -237,7 +246,7 @@ impl Output {
         }
         volume_problems(report);
         if !self.quiet {
-            println!(
+            outln!(
                 "verified {} volumes ({}): {} missing, {} damaged{}",
                 report.volumes_ok,
                 bytes(report.bytes_checked),
@@ -254,7 +263,7 @@ impl Output {
         }
         volume_problems(&report.volumes);
         for blob in &report.damaged_blobs {
-            eprintln!(
+            errln!(
                 "tapevault: damage: {} blob {}: {}",
                 format!("{:?}", blob.kind).to_lowercase(),
                 &blob.chunk[..16],
@@ -262,10 +271,10 @@ impl Output {
             );
         }
         for tree in &report.damaged_trees {
-            eprintln!("tapevault: damage: {tree}");
+            errln!("tapevault: damage: {tree}");
         }
         for file in &report.damaged_files {
-            eprintln!(
+            errln!(
                 "tapevault: damaged: snapshot {} /{}: {} (bytes {})",
                 &file.snapshot[..8],
                 file.path,
@@ -274,7 +283,7 @@ impl Output {
             );
         }
         for chunk in &report.damaged_chunks {
-            eprintln!(
+            errln!(
                 "tapevault: damage: chunk {} is used by {} files: {}",
                 &chunk.chunk[..16],
                 chunk.files.len(),
@@ -282,10 +291,10 @@ impl Output {
             );
         }
         for w in report.warnings.iter().chain(&report.from_copies) {
-            eprintln!("tapevault: warning: {w}");
+            errln!("tapevault: warning: {w}");
         }
         if !self.quiet {
-            println!(
+            outln!(
                 "verified {} volumes ({}), {} blobs, {} files in {} snapshots: {} volumes missing, \
                  {} damaged{}, {} blobs and {} files damaged",
                 report.volumes.volumes_ok,
@@ -308,7 +317,7 @@ impl Output {
         }
         if let Some(rebuild) = &report.rebuild {
             for problem in &rebuild.problems {
-                eprintln!("tapevault: warning: rebuild: {problem}");
+                errln!("tapevault: warning: rebuild: {problem}");
             }
         }
         restore_problems(&report.problems);
@@ -316,7 +325,7 @@ impl Output {
         if self.quiet {
             return;
         }
-        println!(
+        outln!(
             "drill of snapshot {} ({}, seed {}): {}",
             &report.snapshot[..8],
             report.mode,
@@ -324,9 +333,9 @@ impl Output {
             report.outcome.to_uppercase()
         );
         if let Some(seconds) = report.rebuild_seconds {
-            println!("catalog     rebuilt from the vault alone in {seconds:.1} s");
+            outln!("catalog     rebuilt from the vault alone in {seconds:.1} s");
         }
-        println!(
+        outln!(
             "checked     {} of {} selected files, {} (snapshot: {} files, {})",
             report.files_checked,
             report.files_selected,
@@ -334,17 +343,17 @@ impl Output {
             report.files_in_snapshot,
             bytes(report.bytes_in_snapshot)
         );
-        println!("volumes     {} read", report.volumes_read.len());
+        outln!("volumes     {} read", report.volumes_read.len());
         if let Some(first) = report.first_byte_seconds {
-            println!("first byte  after {first:.2} s");
+            outln!("first byte  after {first:.2} s");
         }
-        println!(
+        outln!(
             "restore     {:.1} s at {}/s",
             report.restore_seconds,
             bytes(report.bytes_per_second as u64)
         );
         if let Some(rto) = report.projected_full_restore_seconds {
-            println!(
+            outln!(
                 "full restore projected at {} (RTO estimate at this rate)",
                 humantime::format_duration(std::time::Duration::from_secs(rto.ceil() as u64))
             );
@@ -360,12 +369,18 @@ impl Output {
             }
             return self.json(&History { drills });
         }
-        println!(
+        outln!(
             "{:<20}  {:<8}  {:<9}  {:>7}  {:>10}  {:>7}  {:>8}  mode",
-            "started", "snapshot", "outcome", "files", "bytes", "damaged", "seconds"
+            "started",
+            "snapshot",
+            "outcome",
+            "files",
+            "bytes",
+            "damaged",
+            "seconds"
         );
         for d in drills {
-            println!(
+            outln!(
                 "{:<20}  {:<8}  {:<9}  {:>7}  {:>10}  {:>7}  {:>8.1}  {}",
                 time(d.started),
                 &d.snapshot[..8.min(d.snapshot.len())],
@@ -387,7 +402,7 @@ impl Output {
             }
             return self.json(&Paper { paper });
         }
-        print!("{paper}");
+        out!("{paper}");
     }
 
     pub fn key(&self, summary: &crate::keys::KeySummary) {
@@ -396,29 +411,29 @@ impl Output {
         }
         if let Some(rebuilt) = &summary.rebuilt {
             for problem in &rebuilt.problems {
-                eprintln!("tapevault: warning: rebuild: {problem}");
+                errln!("tapevault: warning: rebuild: {problem}");
             }
         }
         if self.quiet {
             return;
         }
-        println!("new passphrase set for vault {}", summary.vault_id);
-        println!(
+        outln!("new passphrase set for vault {}", summary.vault_id);
+        outln!(
             "key         {} (fingerprint, unchanged)",
             summary.fingerprint
         );
-        println!("key label   {} written to the vault", summary.key_label);
+        outln!("key label   {} written to the vault", summary.key_label);
         match &summary.rebuilt {
-            Some(r) => println!(
+            Some(r) => outln!(
                 "catalog     {} rebuilt: {} volumes, {} snapshots",
                 summary.catalog,
                 r.volumes.len(),
                 r.snapshots
             ),
-            None => println!("catalog     {} updated", summary.catalog),
+            None => outln!("catalog     {} updated", summary.catalog),
         }
         for note in &summary.notes {
-            println!("note: {note}");
+            outln!("note: {note}");
         }
     }
 
@@ -429,20 +444,20 @@ impl Output {
         let mut group = None;
         for d in &report.decisions {
             if group != Some(&d.group) {
-                println!("{}", d.group);
+                outln!("{}", d.group);
                 group = Some(&d.group);
             }
             let time = humantime::format_rfc3339_seconds(
                 std::time::UNIX_EPOCH + std::time::Duration::from_secs(d.time.max(0) as u64),
             );
-            println!(
+            outln!(
                 "  {}  {}  {time}  {}",
                 if d.keep { "keep  " } else { "forget" },
                 &d.id[..8],
                 d.reasons.join(", ")
             );
         }
-        println!(
+        outln!(
             "{} {} snapshots, kept {}{}",
             if report.dry_run {
                 "would forget"
@@ -460,7 +475,7 @@ impl Output {
             return;
         }
         for v in &report.volumes {
-            println!(
+            outln!(
                 "{} {} (#{}): {} of {} still used",
                 if report.dry_run {
                     "would rewrite"
@@ -474,9 +489,9 @@ impl Output {
             );
         }
         for name in &report.written {
-            println!("wrote {name}");
+            outln!("wrote {name}");
         }
-        println!(
+        outln!(
             "{} {} from {} volumes{}; run prune to delete them",
             if report.dry_run {
                 "would copy"
@@ -495,18 +510,18 @@ impl Output {
         }
         // Damage goes to stdout with the rest: the report is the product, not a log line.
         for problem in &report.problems {
-            println!("NOT COPIED {}: {}", problem.volume, problem.message);
+            outln!("NOT COPIED {}: {}", problem.volume, problem.message);
         }
         if self.quiet {
             return;
         }
         for name in &report.labels_and_records {
-            println!("copied {name}");
+            outln!("copied {name}");
         }
         for volume in &report.copied {
-            println!("copied {} ({})", volume.name, bytes(volume.bytes));
+            outln!("copied {} ({})", volume.name, bytes(volume.bytes));
         }
-        println!(
+        outln!(
             "copied {} volumes ({}) from {} to {}; {} already there, {} not copied",
             report.copied.len(),
             bytes(report.bytes),
@@ -522,7 +537,7 @@ impl Output {
             return;
         }
         for v in &report.volumes {
-            println!(
+            outln!(
                 "{} {} (#{}, {})",
                 if report.dry_run {
                     "would delete"
@@ -535,7 +550,7 @@ impl Output {
             );
         }
         for v in &report.locked {
-            println!(
+            outln!(
                 "kept {} (#{}, {}): no snapshot needs it, but it is {}; prune again after that",
                 v.name,
                 v.sequence,
@@ -543,7 +558,7 @@ impl Output {
                 v.lock
             );
         }
-        println!(
+        outln!(
             "{} {} in {} volumes; {} volumes kept{}",
             if report.dry_run {
                 "would free"
@@ -612,9 +627,13 @@ impl Output {
                     .collect(),
             });
         }
-        println!(
+        outln!(
             "{:<7} {:<28} {:<9} {:>10}  {:<5} created",
-            "seq", "name", "state", "size", "set"
+            "seq",
+            "name",
+            "state",
+            "size",
+            "set"
         );
         for v in volumes {
             let state = if missing.iter().any(|m| m.name == v.name) {
@@ -622,7 +641,7 @@ impl Output {
             } else {
                 v.state.as_str()
             };
-            println!(
+            outln!(
                 "{:<7} {:<28} {:<9} {:>10}  {:<5} {}{}",
                 v.sequence,
                 v.name,
@@ -641,7 +660,7 @@ impl Output {
             );
         }
         for name in abandoned {
-            println!("{:<7} {:<28} {:<9}", "-", name, "abandoned");
+            outln!("{:<7} {:<28} {:<9}", "-", name, "abandoned");
         }
     }
 }
@@ -654,16 +673,19 @@ fn ranges(missing: &[(u64, u64)]) -> String {
 /// Volume-level findings of a verify, one line each on stderr.
 fn volume_problems(report: &crate::verify::VerifyReport) {
     for p in report.missing.iter().chain(&report.damaged) {
-        eprintln!(
+        errln!(
             "tapevault: damage: volume #{} {} ({}): {}",
-            p.sequence, p.name, p.volume_id, p.reason
+            p.sequence,
+            p.name,
+            p.volume_id,
+            p.reason
         );
     }
     for name in &report.abandoned {
-        eprintln!("tapevault: warning: {name} is an abandoned, unfinished volume (never trusted)");
+        errln!("tapevault: warning: {name} is an abandoned, unfinished volume (never trusted)");
     }
     for name in &report.extra {
-        eprintln!("tapevault: warning: {name} is in the vault but not in the catalog");
+        errln!("tapevault: warning: {name} is in the vault but not in the catalog");
     }
     repairs(&report.repaired);
 }
@@ -671,7 +693,7 @@ fn volume_problems(report: &crate::verify::VerifyReport) {
 /// What a restore or drill could not do exactly, one line each on stderr.
 fn restore_problems(problems: &crate::restore::RestoreProblems) {
     for e in &problems.volume_errors {
-        eprintln!("tapevault: damage: {e}");
+        errln!("tapevault: damage: {e}");
     }
     for d in &problems.damaged {
         let kept = d
@@ -679,7 +701,7 @@ fn restore_problems(problems: &crate::restore::RestoreProblems) {
             .as_deref()
             .map(|k| format!("; incomplete copy left as /{k}"))
             .unwrap_or_default();
-        eprintln!(
+        errln!(
             "tapevault: damaged: /{}: {} (bytes {}){kept}",
             d.path,
             d.reason,
@@ -687,10 +709,10 @@ fn restore_problems(problems: &crate::restore::RestoreProblems) {
         );
     }
     for r in &problems.refused {
-        eprintln!("tapevault: refused: /{}: {}", r.path, r.reason);
+        errln!("tapevault: refused: /{}: {}", r.path, r.reason);
     }
     for w in &problems.warnings {
-        eprintln!("tapevault: warning: {w}");
+        errln!("tapevault: warning: {w}");
     }
     repairs(&problems.repaired);
 }
@@ -717,17 +739,17 @@ fn repaired_count(repaired: &[crate::parity::Repair]) -> String {
 /// Reads that needed a second try or a copy: the data is whole, one line each on stderr.
 fn read_notes(retried: &[String], from_copies: &[String]) {
     for retried in retried {
-        eprintln!("tapevault: retried: {retried}");
+        errln!("tapevault: retried: {retried}");
     }
     for note in from_copies {
-        eprintln!("tapevault: from a copy: {note}");
+        errln!("tapevault: from a copy: {note}");
     }
 }
 
 /// Damage that parity rebuilt, one line each on stderr.
 fn repairs(repaired: &[crate::parity::Repair]) {
     for r in repaired {
-        eprintln!(
+        errln!(
             "tapevault: repaired: volume {} bytes {}..{} rebuilt from parity; the medium is failing",
             r.volume,
             r.offset,
@@ -739,7 +761,7 @@ fn repairs(repaired: &[crate::parity::Repair]) {
 /// The closing line of a restore or drill that was not exact.
 fn not_exact(problems: &crate::restore::RestoreProblems) {
     if problems.has_damage() {
-        println!(
+        outln!(
             "NOT EXACT: {} files damaged, {} entries refused (listed above)",
             problems.damaged.len(),
             problems.refused.len()

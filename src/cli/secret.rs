@@ -1,5 +1,6 @@
 //! Getting the passphrase: file, environment, or terminal prompt; never echoed or logged.
 
+use crate::console::errln;
 use crate::error::{Error, Result};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -32,7 +33,7 @@ fn obtain(
         let meta = std::fs::metadata(path)
             .map_err(|e| Error::io("cannot read passphrase file", path, e))?;
         if meta.permissions().mode() & 0o077 != 0 {
-            eprintln!(
+            errln!(
                 "tapevault: warning: passphrase file {} is readable by others (chmod 600 it)",
                 path.display()
             );

@@ -20,6 +20,7 @@ pub mod emulated;
 mod parts;
 pub mod st;
 
+use crate::console::{err, errln};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::guard as lock;
 use crate::vault::{DirVault, Listing, Vault, VolumeSink};
@@ -304,7 +305,7 @@ impl Shared {
             );
         }
         if rustix::termios::isatty(std::io::stdin()) && rustix::termios::isatty(std::io::stderr()) {
-            eprint!("tapevault: load {what} and press Enter (Ctrl-D: none left, Ctrl-C: stop): ");
+            err!("tapevault: load {what} and press Enter (Ctrl-D: none left, Ctrl-C: stop): ");
             let mut line = String::new();
             let read = std::io::stdin()
                 .read_line(&mut line)
@@ -491,7 +492,7 @@ fn settled_status(drive: &mut dyn Drive, timeout: std::time::Duration) -> Result
         }
         if waited.as_secs() / 10 >= said {
             said = waited.as_secs() / 10 + 1;
-            eprintln!(
+            errln!(
                 "tapevault: waiting for {} to become ready ({} s of {} s)",
                 drive.describe(),
                 waited.as_secs(),

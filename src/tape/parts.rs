@@ -3,6 +3,7 @@
 //! readers that give a volume's bytes back part after part.
 
 use super::{io_error, is_enospc, lock, Drive, Shared};
+use crate::console::errln;
 use crate::error::{Error, ErrorKind, Result};
 use crate::vault::VolumeSink;
 use crate::volume::{Member, MemberWalk, Walked, INDEX_MEMBER, LABEL_MEMBER};
@@ -219,7 +220,7 @@ impl PartReader {
                 drive
                     .skip_block()
                     .map_err(|e| io_error(drive, "cannot step over an unreadable block", e))?;
-                eprintln!(
+                errln!(
                     "tapevault: warning: {}: a block could not be read; read on past it",
                     drive.describe()
                 );

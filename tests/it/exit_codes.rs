@@ -214,3 +214,68 @@ fn t22_unreadable_file_is_skipped_named_and_exit_3() {
         "a skipped file must not be in the snapshot: {listing}"
     );
 }
+
+#[test]
+fn output_that_cannot_be_written_neither_panics_nor_hides_the_outcome() {
+    let env = Env::new();
+    std::fs::write(env.src().join("good"), noise(50_000, 1)).unwrap();
+    std::fs::write(env.src().join("bad"), noise(50_000, 2)).unwrap();
+    env.backup(&[]);
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+
+    // The report redirected to a full disk is lost: an error, said in one line.
+    for args in [&["snapshots"][..], &["snapshots", "--json"]] {
+        let out = env.process(args).stdout(full()).output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(
+            err.starts_with("tapevault: error: cannot write the report to standard output: ")
+                && err.contains("No space left on device"),
+            "{args:?}: {err}"
+        );
+    }
+
+    // A reader that stopped reading (`| head`) is not a failure.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = env.process(&["ls"]).stdout(writer).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+
+    // A restore whose stderr (a cron log) is on a full disk goes on to the end, and
+    // its exit code still says that a file is damaged.
+    flip_first_chunk_of(&env, "bad");
+    let target = env.path("out");
+    let out = env
+        .process(&["restore", "--target", target.to_str().unwrap()])
+        .stderr(full())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stdout));
+    let landed = target.join(env.src().strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::read(landed.join("good")).unwrap(),
+        noise(50_000, 1)
+    );
+    assert!(!landed.join("bad").exists());
+
+    // Nor may a metrics file that cannot be written turn a failed run into "warnings".
+    let missing = format!("dir:{}", env.path("missing").display());
+    let metrics = env.path("no-such-folder/run.prom");
+    let out = env
+        .process(&["verify", "--vault", &missing, "--metrics-file"])
+        .arg(&metrics)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(err.contains("metrics not written"), "{err}");
+}
