@@ -151,25 +151,73 @@ impl PendingFile {
 type Made = std::sync::OnceLock<Result<Vec<u8>, String>>;
 
 /// Make the file of `node` under a temporary name (closed: it is opened to be written).
-fn make_temp(target: &mut Target, node: &Node) -> Result<Vec<u8>, String> {
+fn make_temp(target: &mut Target, node: &Node, full: &TargetFull) -> Result<Vec<u8>, String> {
     let (parent, name) = parent_and_name(&node.path);
     target
         .dir(parent)
         .and_then(|dir| target::create_temp(&dir, name))
         .map(|(_, temp)| temp)
-        .map_err(|err| err.to_string())
+        .map_err(|err| {
+            full.note(&err);
+            err.to_string()
+        })
+}
+
+/// The first sign that the target's filesystem is full or over quota. Nothing more can
+/// be restored then, so the restore stops: it neither reads every remaining volume (a
+/// tape's worth) for nothing nor names every later file damaged, which a drill would
+/// report as damage to the vault.
+#[derive(Default)]
+struct TargetFull(std::sync::OnceLock<String>);
+
+impl TargetFull {
+    /// Keep `err` if it says the filesystem is full.
+    fn note(&self, err: &std::io::Error) {
+        let errno = rustix::io::Errno::from_io_error(err);
+        if matches!(
+            errno,
+            Some(rustix::io::Errno::NOSPC | rustix::io::Errno::DQUOT)
+        ) {
+            let _ = self.0.set(err.to_string());
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.0.get().is_some()
+    }
+}
+
+/// A volume's bytes, until the target is full: then the read fails, and stops.
+struct UntilFull<'a, R> {
+    inner: R,
+    full: &'a TargetFull,
+}
+
+impl<R: Read> Read for UntilFull<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.full.is_full() {
+            return Err(std::io::Error::other("the restore target is full"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// Make every file in plan order, ahead of the writer, until `stop`. Making a file
 /// costs as much as writing a small one (and far more just after a tree was deleted,
 /// when ext4 passes over the freed inodes), so it runs beside the decoding instead of
 /// before it.
-fn make_ahead(mut target: Target, nodes: &[Node], made: &[Made], stop: &AtomicBool) {
+fn make_ahead(
+    mut target: Target,
+    nodes: &[Node],
+    made: &[Made],
+    stop: &AtomicBool,
+    full: &TargetFull,
+) {
     for (node, made) in nodes.iter().zip(made) {
-        if stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) || full.is_full() {
             return;
         }
-        made.get_or_init(|| make_temp(&mut target, node));
+        made.get_or_init(|| make_temp(&mut target, node, full));
     }
 }
 
@@ -272,6 +320,7 @@ struct FileWriter<'a> {
     /// Which files were put in place (by index), for hard links to them: a flag each,
     /// not a copy of every path.
     restored: Vec<bool>,
+    full: &'a TargetFull,
 }
 
 impl<'a> FileWriter<'a> {
@@ -283,6 +332,7 @@ impl<'a> FileWriter<'a> {
         wanted: ChunkTargets,
         progress: &'a dyn Observer,
         started: std::time::Instant,
+        full: &'a TargetFull,
     ) -> FileWriter<'a> {
         FileWriter {
             target,
@@ -299,6 +349,7 @@ impl<'a> FileWriter<'a> {
             started,
             report: RestoreReport::default(),
             restored: vec![false; nodes.len()],
+            full,
         }
     }
 
@@ -318,7 +369,7 @@ impl<'a> FileWriter<'a> {
             let lost = match plain {
                 None => Some(reason.to_string()),
                 Some(plain) => match self.made[index]
-                    .get_or_init(|| make_temp(&mut self.target, node))
+                    .get_or_init(|| make_temp(&mut self.target, node, self.full))
                 {
                     Err(_) => None,
                     Ok(temp) => {
@@ -326,7 +377,10 @@ impl<'a> FileWriter<'a> {
                             .open
                             .write(&mut self.target, index, node, temp, offset, plain)
                         {
-                            Err(err) => Some(format!("cannot write: {err}")),
+                            Err(err) => {
+                                self.full.note(&err);
+                                Some(format!("cannot write: {err}"))
+                            }
                             Ok(()) => {
                                 file.hash.add(offset, plain, node);
                                 let len = plain.len() as u64;
@@ -351,7 +405,8 @@ impl<'a> FileWriter<'a> {
                 file.reason.get_or_insert(why);
             }
             file.unsettled = file.unsettled.saturating_sub(1);
-            if file.unsettled == 0 {
+            // Once the target is full, no file is finished: the restore stops.
+            if file.unsettled == 0 && !self.full.is_full() {
                 self.finish(index);
             }
         }
@@ -374,6 +429,23 @@ impl<'a> FileWriter<'a> {
         }
     }
 
+    /// Remove every file not finished yet (the target is full): the space goes back,
+    /// and no temporary name is left. Files already in place stay.
+    fn discard_unfinished(&mut self) {
+        for index in 0..self.files.len() {
+            if self.files[index].take().is_none() {
+                continue;
+            }
+            drop(self.open.close(index));
+            if let Some(Ok(temp)) = self.made[index].get() {
+                let parent = parent_and_name(&self.nodes[index].path).0;
+                if let Ok(dir) = self.target.dir(parent) {
+                    let _ = target::remove_file(&dir, temp);
+                }
+            }
+        }
+    }
+
     /// Check file `index`, give it its name and attributes, or keep it as partial.
     fn finish(&mut self, index: usize) {
         let node = &self.nodes[index];
@@ -381,7 +453,7 @@ impl<'a> FileWriter<'a> {
             return;
         };
         let handle = self.open.close(index);
-        let made = self.made[index].get_or_init(|| make_temp(&mut self.target, node));
+        let made = self.made[index].get_or_init(|| make_temp(&mut self.target, node, self.full));
         let temp = match made {
             Ok(temp) => temp,
             Err(reason) => {
@@ -434,6 +506,9 @@ fn write_chunks(work: std::sync::mpsc::Receiver<Work>, writer: &mut FileWriter) 
         match item {
             Work::Missing(id, reason) => writer.settle(&id, None, &reason),
             Work::Chunk(id, plain) => writer.settle(&id, Some(&plain), ""),
+        }
+        if writer.full.is_full() {
+            return;
         }
     }
 }
@@ -722,7 +797,16 @@ pub fn restore(
             .map_err(|e| Error::io("cannot open restore target", &options.target, e))
     };
     let ahead = own_target()?;
-    let mut writer = FileWriter::new(own_target()?, &files, &made, wanted, progress, started);
+    let full = TargetFull::default();
+    let mut writer = FileWriter::new(
+        own_target()?,
+        &files,
+        &made,
+        wanted,
+        progress,
+        started,
+        &full,
+    );
     for id in unknown {
         writer.settle(&id, None, "chunk not in the catalog");
     }
@@ -736,14 +820,17 @@ pub fn restore(
     let stop_making = AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<()> {
         let (send, work) = std::sync::mpsc::sync_channel::<Work>(WRITE_QUEUE);
-        let (files, made, stop) = (&files, &made, &stop_making);
-        scope.spawn(move || make_ahead(ahead, files, made, stop));
+        let (files, made, stop, full) = (&files, &made, &stop_making, &full);
+        scope.spawn(move || make_ahead(ahead, files, made, stop, full));
         let writing = {
             let writer = &mut writer;
             scope.spawn(move || write_chunks(work, writer))
         };
         let read = (|| -> Result<()> {
             for (sequence, per_pack) in &packs {
+                if full.is_full() {
+                    break;
+                }
                 let Some(volume) = volumes.get(sequence) else {
                     report
                         .problems
@@ -784,7 +871,11 @@ pub fn restore(
                             .collect();
                         let mut findings = Findings::default();
                         let outcome = source.open(&volume.name).and_then(|stream| {
-                            let mut repairing = RepairingReader::new(stream);
+                            let inner = UntilFull {
+                                inner: stream,
+                                full,
+                            };
+                            let mut repairing = RepairingReader::new(inner);
                             let read = read_volume(
                                 &mut repairing,
                                 volume,
@@ -802,6 +893,9 @@ pub fn restore(
                                 .absorb(&format!("{}{from}", volume.name), repairing.take_log());
                             read
                         });
+                        if full.is_full() {
+                            return Ok(());
+                        }
                         match &outcome {
                             Err(err) if err.kind() == ErrorKind::Io && retries < READ_RETRIES => {
                                 retries += 1;
@@ -864,6 +958,19 @@ pub fn restore(
         writing.join().expect("the file writer does not panic");
         read
     })?;
+    if let Some(why) = full.0.get() {
+        writer.discard_unfinished();
+        return Err(Error::new(
+            ErrorKind::Io,
+            format!(
+                "restore target {} is full ({why}): stopped after {} files, each checked; \
+                 nothing was found damaged. Free space or choose another target (a drill: \
+                 --scratch), then run it again (into the same folder: with --overwrite)",
+                options.target.display(),
+                writer.report.files,
+            ),
+        ));
+    }
     writer.finish_rest();
     let finished = writer.report;
     report.bytes += finished.bytes;
@@ -1593,6 +1700,26 @@ mod tests {
         ChunkId(*blake3::hash(piece).as_bytes())
     }
 
+    /// A writer of the files of `nodes`, showing no progress.
+    fn writer_of<'a>(
+        target: Target,
+        nodes: &'a [Node],
+        made: &'a [Made],
+        full: &'a TargetFull,
+    ) -> FileWriter<'a> {
+        let places = chunk_places(nodes);
+        let started = std::time::Instant::now();
+        FileWriter::new(
+            target,
+            nodes,
+            made,
+            places,
+            &crate::progress::Silent,
+            started,
+            full,
+        )
+    }
+
     fn names(dir: &std::path::Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
@@ -1600,6 +1727,54 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn a_full_target_stops_the_writer_and_leaves_only_finished_files() {
+        let scratch = tempfile::tempdir().unwrap();
+        let target = Target::open(scratch.path()).unwrap();
+        let (head, tail) = (b"first part|".as_slice(), b"second part".as_slice());
+        let nodes = vec![
+            file_node("done", &[head]),
+            file_node("half", &[head, tail]),
+            file_node("untouched", &[tail]),
+        ];
+        let made: Vec<Made> = nodes.iter().map(|_| Made::new()).collect();
+        let full = TargetFull::default();
+        // Only a full filesystem or quota stops a restore; other errors name a file.
+        full.note(&std::io::Error::from_raw_os_error(libc::EIO));
+        assert!(!full.is_full());
+        let stop = AtomicBool::new(false);
+        make_ahead(target.try_clone().unwrap(), &nodes, &made, &stop, &full);
+        let mut writer = writer_of(target, &nodes, &made, &full);
+        writer.settle(&id(head), Some(head), "");
+        assert_eq!(writer.report.files, 1);
+        full.note(&std::io::Error::from_raw_os_error(libc::EDQUOT));
+        assert!(full.is_full());
+        // The volume being read fails at its next read, so no later volume is read.
+        let mut reading = UntilFull {
+            inner: &b"more of the volume"[..],
+            full: &full,
+        };
+        assert!(reading.read(&mut [0; 8]).is_err());
+        // A file whose last chunk comes now is not finished: the restore stops.
+        writer.settle(&id(tail), Some(tail), "");
+        assert!(writer.files[1].is_some() && writer.files[2].is_some());
+        writer.discard_unfinished();
+        assert_eq!(names(scratch.path()), ["done"], "no temporary name is left");
+        assert_eq!(std::fs::read(scratch.path().join("done")).unwrap(), head);
+        let fresh: Vec<Made> = nodes.iter().map(|_| Made::new()).collect();
+        make_ahead(
+            writer.target.try_clone().unwrap(),
+            &nodes,
+            &fresh,
+            &stop,
+            &full,
+        );
+        assert!(
+            fresh.iter().all(|m| m.get().is_none()),
+            "nothing is made once full"
+        );
     }
 
     #[test]
@@ -1633,23 +1808,21 @@ mod tests {
         let made: Vec<Made> = nodes.iter().map(|_| Made::new()).collect();
         // Told to stop, the thread making files ahead makes none.
         let stop = AtomicBool::new(true);
-        make_ahead(target.try_clone().unwrap(), &nodes, &made, &stop);
+        let full = TargetFull::default();
+        make_ahead(target.try_clone().unwrap(), &nodes, &made, &stop, &full);
         assert!(made.iter().all(|m| m.get().is_none()));
         // It makes the first files; the writer makes the others when their chunks come.
         stop.store(false, Ordering::Relaxed);
-        make_ahead(target.try_clone().unwrap(), &nodes[..3], &made[..3], &stop);
+        make_ahead(
+            target.try_clone().unwrap(),
+            &nodes[..3],
+            &made[..3],
+            &stop,
+            &full,
+        );
         assert_eq!(names(scratch.path()).len(), 3);
 
-        let progress = crate::progress::Silent;
-        let started = std::time::Instant::now();
-        let mut writer = FileWriter::new(
-            target,
-            &nodes,
-            &made,
-            chunk_places(&nodes),
-            &progress,
-            started,
-        );
+        let mut writer = writer_of(target, &nodes, &made, &full);
         writer.finish_settled();
         assert!(scratch.path().join("empty").exists(), "finished at once");
         writer.settle(&id(head), Some(head), "");

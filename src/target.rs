@@ -172,6 +172,11 @@ pub fn open_file(dir: impl AsFd, name: &[u8], write: bool) -> io::Result<std::fs
     Ok(std::fs::File::from(fd))
 }
 
+/// Remove a file of ours (never a folder, never through a symlink).
+pub fn remove_file(dir: impl AsFd, name: &[u8]) -> io::Result<()> {
+    Ok(rustix::fs::unlinkat(dir, name, AtFlags::empty())?)
+}
+
 /// Rename within one directory, replacing a file or symlink (never following it).
 pub fn rename(dir: impl AsFd, from: &[u8], to: &[u8]) -> io::Result<()> {
     let dir = dir.as_fd();

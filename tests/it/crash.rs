@@ -314,23 +314,10 @@ fn t29_disk_full_on_a_real_small_filesystem_is_exit_1_and_the_next_run_completes
     let moved = env.path("vault-data");
     std::fs::rename(&vault, &moved).unwrap();
     std::fs::create_dir(&vault).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=6m", "tmpfs"])
-        .arg(&vault)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(mounted) = Mounted::tmpfs(&vault, "6m") else {
         eprintln!("note: cannot mount a tmpfs here; the injected-ENOSPC test covers disk full");
         return;
-    }
-    // Unmounted however the test ends.
-    struct Mounted(std::path::PathBuf);
-    impl Drop for Mounted {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _mounted = Mounted(vault.clone());
+    };
     for entry in std::fs::read_dir(&moved).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), vault.join(entry.file_name())).unwrap();
@@ -351,12 +338,7 @@ fn t29_disk_full_on_a_real_small_filesystem_is_exit_1_and_the_next_run_completes
             std::fs::remove_file(path).unwrap();
         }
     }
-    let grown = std::process::Command::new("mount")
-        .args(["-o", "remount,size=32m"])
-        .arg(&vault)
-        .status()
-        .unwrap();
-    assert!(grown.success());
+    mounted.resize("32m");
     let (code, summary, stderr) = run_json(env.tv(&[
         "backup",
         src.to_str().unwrap(),
@@ -373,6 +355,70 @@ fn t29_disk_full_on_a_real_small_filesystem_is_exit_1_and_the_next_run_completes
         "nothing sealed before the disk filled is stored again: {summary}"
     );
     assert_exact_restore(&env, "out");
+}
+
+#[test]
+fn a_full_restore_target_stops_the_restore_in_one_line_and_a_rerun_completes() {
+    let env = Env::new();
+    for n in 0..12 {
+        std::fs::write(env.src().join(format!("f{n:02}")), noise(512 << 10, n)).unwrap();
+    }
+    env.backup(&[]);
+    let target = env.path("out");
+    std::fs::create_dir(&target).unwrap();
+    let Some(mounted) = Mounted::tmpfs(&target, "2m") else {
+        eprintln!("note: cannot mount a tmpfs here; the writer's unit test covers a full target");
+        return;
+    };
+    let (code, _, stderr) = run_json(env.tv(&["restore", "--target", target.to_str().unwrap()]));
+    assert_eq!(code, 1, "an error, not damage: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("is full (No space left on device")
+            && stderr.contains("nothing was found damaged"),
+        "{stderr}"
+    );
+    // What was put in place is whole; nothing else is left, not even a temporary name.
+    let landed = target.join(env.src().strip_prefix("/").unwrap());
+    let mut kept = 0;
+    for entry in std::fs::read_dir(&landed).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        assert_eq!(
+            std::fs::read(entry.path()).unwrap(),
+            std::fs::read(env.src().join(&name)).unwrap(),
+            "{name}"
+        );
+        kept += 1;
+    }
+    assert!((1..12).contains(&kept), "{kept} files fit");
+    // A drill whose scratch space fills up says so: it is no damage to the vault.
+    let scratch = env.path("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let Some(_small) = Mounted::tmpfs(&scratch, "1m") else {
+        panic!("a second tmpfs could not be mounted");
+    };
+    let (code, _, stderr) = run_json(env.tv(&["drill", "--scratch", scratch.to_str().unwrap()]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("is full") && stderr.contains("--scratch"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&scratch).unwrap().count(),
+        0,
+        "scratch removed"
+    );
+    // With room, the same restore over what is there completes.
+    mounted.resize("32m");
+    let (code, _, stderr) = run_json(env.tv(&[
+        "restore",
+        "--target",
+        target.to_str().unwrap(),
+        "--overwrite",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_same_tree(&env.src(), &landed);
 }
 
 #[test]

@@ -610,3 +610,35 @@ pub fn s3_request(method: &str, path: &str, headers: &str) -> String {
     stream.read_to_string(&mut answer).unwrap();
     answer
 }
+
+/// A tmpfs mounted on a folder for as long as this value lives.
+pub struct Mounted(PathBuf);
+
+impl Mounted {
+    /// Mount a tmpfs of `size` (e.g. "6m") on the existing folder `dir`, when this
+    /// machine lets the tests mount one (root); None otherwise.
+    pub fn tmpfs(dir: &Path, size: &str) -> Option<Mounted> {
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| Mounted(dir.to_path_buf()))
+    }
+
+    /// Grow (or shrink) the filesystem to `size`.
+    pub fn resize(&self, size: &str) {
+        let resized = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(resized.success());
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
