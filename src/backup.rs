@@ -1,8 +1,9 @@
 //! The backup operation: walk → chunk → id + dedup → compress → seal → pack → volume → vault.
 //!
 //! Threads in a fixed topology joined by bounded channels: one walker, N
-//! workers that read, chunk, name and compress, and this thread as the one
-//! writer that owns every nonce counter, packs, volumes and catalog writes.
+//! workers that read, chunk, name and compress (a worker with no file left
+//! compresses for those still reading), and this thread as the one writer
+//! that owns every nonce counter, packs, volumes and catalog writes.
 //! Chunks are claimed once per run (a shared set), so two workers never
 //! store the same chunk twice. Volumes are sealed on the medium before the
 //! catalog records them; the snapshot completes in its last volume's tail.
@@ -24,6 +25,7 @@ use serde::Serialize;
 use std::collections::HashSet;
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
@@ -295,6 +297,11 @@ fn backup_once(
     let (msg_tx, msg_rx) = sync_channel::<Msg>(16);
     let (job_tx, job_rx) = sync_channel::<(PathBuf, Node, Origin)>(256);
     let job_rx = Arc::new(Mutex::new(job_rx));
+    let (squeeze_tx, squeeze_rx) = sync_channel::<Squeeze>(SQUEEZE_QUEUE);
+    let helpers = Arc::new(Helpers {
+        helping: Default::default(),
+        queue: Mutex::new(squeeze_rx),
+    });
 
     let shape = VolumeShape {
         size: options.volume_size_bytes,
@@ -314,6 +321,7 @@ fn backup_once(
             let out = msg_tx.clone();
             let jobs = Arc::clone(&job_rx);
             let level = options.compression_level;
+            let (helpers, squeeze) = (Arc::clone(&helpers), squeeze_tx.clone());
             scope.spawn(move || {
                 // Waits for the key, whose derivation the walk overlaps.
                 let key = match key.master_key() {
@@ -328,17 +336,23 @@ fn backup_once(
                     catalog,
                     ids: key.chunk_id_key(),
                     chunker: chunk::Chunker::new(ChunkParams::from_seed(key.chunker_seed())),
-                    compressor: compress::Compressor::new(level),
-                    compressed: Vec::new(),
                     claimed,
-                    out,
+                    store: Store {
+                        compressor: compress::Compressor::new(level),
+                        compressed: Vec::new(),
+                        out,
+                        helpers,
+                        squeeze: Some(squeeze),
+                    },
                 };
                 worker.run(&jobs)
             });
         }
         // Only the workers hold the jobs' receiver: once they have all stopped, the
-        // walk's next job fails instead of waiting for ever.
+        // walk's next job fails instead of waiting for ever. Only they hold senders of
+        // chunks to compress: once all have read their last file, the helpers stop.
         drop(job_rx);
+        drop(squeeze_tx);
         let walker_catalog = writer.catalog.reopen()?;
         let walker_out = msg_tx.clone();
         drop(msg_tx);
@@ -544,16 +558,44 @@ impl Claims {
     }
 }
 
+/// A new chunk handed to another worker to compress.
+struct Squeeze {
+    id: crate::ids::ChunkId,
+    plain: Vec<u8>,
+}
+
+/// Plain chunks waiting for a helper: at most 4 MiB. A helper compresses faster than
+/// a reader chunks and hashes, so a longer queue would only hold memory.
+const SQUEEZE_QUEUE: usize = 2;
+
+/// Workers with no file left to read compress for those still reading. A large file is
+/// read by one worker, so without them the last one (a VM image, a database dump, or a
+/// whole tape's single file) ran on one core: zstd is a third of a chunk's work, and it
+/// alone can move. Chunking, hashing and claiming stay with the reader.
+struct Helpers {
+    /// How many workers are helping: a chunk is handed over only when one is.
+    helping: std::sync::atomic::AtomicUsize,
+    queue: Mutex<Receiver<Squeeze>>,
+}
+
 struct Worker<'p> {
     progress: &'p dyn Observer,
     catalog: Catalog,
     ids: ChunkIdKey,
     chunker: chunk::Chunker,
+    claimed: Arc<Claims>,
+    store: Store,
+}
+
+/// How a worker gets its new chunks compressed and to the writer.
+struct Store {
     compressor: compress::Compressor,
     /// Reused for every chunk: zstd's worst-case room is reserved once, not per chunk.
     compressed: Vec<u8>,
-    claimed: Arc<Claims>,
     out: SyncSender<Msg>,
+    helpers: Arc<Helpers>,
+    /// Dropped when this worker has no file left, so helpers stop once every reader has.
+    squeeze: Option<SyncSender<Squeeze>>,
 }
 
 impl Worker<'_> {
@@ -564,19 +606,77 @@ impl Worker<'_> {
                 Err(_) => return,
             };
             let Ok((path, node, origin)) = job else {
-                return;
+                break;
             };
             let msg = match self.read_file(&path, node) {
                 Ok(Ok(node)) => Msg::Node(node, origin),
                 Ok(Err(warning)) => Msg::Warning(warning),
                 Err(err) => Msg::Failed(err),
             };
-            if self.out.send(msg).is_err() {
+            if self.store.out.send(msg).is_err() {
+                return;
+            }
+        }
+        self.store.help();
+    }
+}
+
+impl Store {
+    /// Compress what the workers still reading hand over, until all of them are done.
+    fn help(mut self) {
+        self.squeeze = None;
+        let helpers = Arc::clone(&self.helpers);
+        helpers.helping.fetch_add(1, Ordering::Relaxed);
+        loop {
+            let job = match helpers.queue.lock() {
+                Ok(rx) => rx.recv(),
+                Err(_) => return,
+            };
+            let Ok(Squeeze { id, plain }) = job else {
+                return;
+            };
+            if self.send_compressed(id, &plain).is_err() {
                 return;
             }
         }
     }
 
+    /// Compress a claimed chunk and send it to the writer.
+    fn send_compressed(&mut self, id: crate::ids::ChunkId, plain: &[u8]) -> Result<()> {
+        self.compressor.compress_into(plain, &mut self.compressed);
+        let msg = Msg::Chunk {
+            kind: BlobKind::Data,
+            id,
+            plain_len: plain.len() as u32,
+            // An exact copy: the writer drops it once it is in the pack.
+            encoded: self.compressed.to_vec(),
+        };
+        self.out
+            .send(msg)
+            .map_err(|_| Error::new(ErrorKind::Io, "backup stopped"))
+    }
+
+    /// Hand a claimed chunk to a helper if one is idle and the queue has room;
+    /// otherwise compress it here.
+    fn hand_over(&mut self, id: crate::ids::ChunkId, plain: &[u8]) -> Result<()> {
+        if self.helpers.helping.load(Ordering::Relaxed) > 0 {
+            if let Some(squeeze) = &self.squeeze {
+                let job = Squeeze {
+                    id,
+                    plain: plain.to_vec(),
+                };
+                match squeeze.try_send(job) {
+                    Ok(()) => return Ok(()),
+                    Err(std::sync::mpsc::TrySendError::Full(_)) => {}
+                    Err(std::sync::mpsc::TrySendError::Disconnected(_)) => self.squeeze = None,
+                }
+            }
+        }
+        self.send_compressed(id, plain)
+    }
+}
+
+impl Worker<'_> {
     /// Read, chunk and hash one file. `Ok(Err(warning))` when the file had to be skipped.
     fn read_file(
         &mut self,
@@ -622,17 +722,7 @@ impl Worker<'_> {
                     self.progress.on(Event::Bytes(data.len() as u64));
                     let id = self.ids.id(data);
                     if self.claimed.claim(&self.catalog, &id, BlobKind::Data)? {
-                        self.compressor.compress_into(data, &mut self.compressed);
-                        let msg = Msg::Chunk {
-                            kind: BlobKind::Data,
-                            id,
-                            plain_len: data.len() as u32,
-                            // An exact copy: the writer drops it once it is in the pack.
-                            encoded: self.compressed.to_vec(),
-                        };
-                        self.out
-                            .send(msg)
-                            .map_err(|_| Error::new(ErrorKind::Io, "backup stopped"))?;
+                        self.store.hand_over(id, data)?;
                     }
                     chunks.push(ChunkRef {
                         id,
@@ -664,7 +754,7 @@ impl Worker<'_> {
             .map_err(|e| Error::io("cannot stat", path, e))?;
         if after.len() != before.len() || source::change_key(&after) != source::change_key(&before)
         {
-            let _ = self.out.send(Msg::Warning(format!(
+            let _ = self.store.out.send(Msg::Warning(format!(
                 "{}: changed while being backed up; the stored copy is what was read",
                 path.display()
             )));
@@ -1194,6 +1284,65 @@ fn count(stats: &mut SnapshotStats, node: &Node, origin: Origin) {
 mod tests {
     use super::*;
     use crate::ids::ChunkId;
+
+    /// What a store sent to the writer so far: (id, plain bytes) of each chunk.
+    fn sent(out: &Receiver<Msg>) -> Vec<(ChunkId, Vec<u8>)> {
+        out.try_iter()
+            .map(|msg| match msg {
+                Msg::Chunk {
+                    id,
+                    plain_len,
+                    encoded,
+                    ..
+                } => (
+                    id,
+                    compress::decompress(&encoded, plain_len as usize).unwrap(),
+                ),
+                _ => panic!("only chunks are sent"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_go_to_an_idle_helper_only_while_one_helps_and_its_queue_has_room() {
+        let (out_tx, out) = sync_channel::<Msg>(16);
+        let (squeeze_tx, squeeze_rx) = sync_channel::<Squeeze>(2);
+        let helpers = Arc::new(Helpers {
+            helping: Default::default(),
+            queue: Mutex::new(squeeze_rx),
+        });
+        let store = |squeeze| Store {
+            compressor: compress::Compressor::new(3),
+            compressed: Vec::new(),
+            out: out_tx.clone(),
+            helpers: Arc::clone(&helpers),
+            squeeze,
+        };
+        let mut reader = store(Some(squeeze_tx));
+        let chunk = |n: u8| (ChunkId([n; 32]), vec![n; 100_000]);
+        // Nobody helps yet: compressed here.
+        let (id, plain) = chunk(1);
+        reader.hand_over(id, &plain).unwrap();
+        assert_eq!(sent(&out), [chunk(1)]);
+        // A helper waits: handed over while its queue has room, then compressed here.
+        helpers.helping.fetch_add(1, Ordering::Relaxed);
+        for n in 2..=4 {
+            let (id, plain) = chunk(n);
+            reader.hand_over(id, &plain).unwrap();
+        }
+        assert_eq!(sent(&out), [chunk(4)]);
+        // The helper compresses what is queued, and what comes while it helps, and
+        // stops once the last reader is done.
+        let helper = store(None);
+        let helping = std::thread::spawn(move || helper.help());
+        let (id, plain) = chunk(5);
+        reader.hand_over(id, &plain).unwrap();
+        drop(reader);
+        helping.join().unwrap();
+        let mut helped = sent(&out);
+        helped.sort();
+        assert_eq!(helped, [chunk(2), chunk(3), chunk(5)]);
+    }
 
     #[test]
     fn a_released_claim_is_answered_by_the_catalog() {
