@@ -894,6 +894,8 @@ pub fn restore(
                             read
                         });
                         if full.is_full() {
+                            // Damage already found in this volume is still said.
+                            report.problems.volume_errors.extend(findings.damage);
                             return Ok(());
                         }
                         match &outcome {
@@ -960,12 +962,19 @@ pub fn restore(
     })?;
     if let Some(why) = full.0.get() {
         writer.discard_unfinished();
+        let damage = writer.report.problems.damaged.len() + report.problems.volume_errors.len();
+        let found = match damage {
+            0 => "nothing was found damaged".to_string(),
+            _ => {
+                format!("{damage} damaged files or volumes were found before (`verify` names them)")
+            }
+        };
         return Err(Error::new(
             ErrorKind::Io,
             format!(
                 "restore target {} is full ({why}): stopped after {} files, each checked; \
-                 nothing was found damaged. Free space or choose another target (a drill: \
-                 --scratch), then run it again (into the same folder: with --overwrite)",
+                 {found}. Free space or choose another target (a drill: --scratch), then run \
+                 it again (into the same folder: with --overwrite)",
                 options.target.display(),
                 writer.report.files,
             ),

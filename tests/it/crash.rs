@@ -419,6 +419,17 @@ fn a_full_restore_target_stops_the_restore_in_one_line_and_a_rerun_completes() {
     ]));
     assert_eq!(code, 0, "{stderr}");
     assert_same_tree(&env.src(), &landed);
+    // Damage found before the target filled is not forgotten in the message.
+    flip_first_chunk_of(&env, "f00");
+    let again = env.path("again");
+    std::fs::create_dir(&again).unwrap();
+    let _again = Mounted::tmpfs(&again, "2m").expect("a third tmpfs");
+    let (code, _, stderr) = run_json(env.tv(&["restore", "--target", again.to_str().unwrap()]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("is full") && stderr.contains("1 damaged files or volumes were found"),
+        "{stderr}"
+    );
 }
 
 #[test]
