@@ -65,18 +65,19 @@ pub fn main() -> ExitCode {
             exit::for_error(err.kind())
         }
     };
+    // A reader that stopped early (`| head`) asked for no more: not a failure. Judged
+    // before the metrics are written, so that they carry the exit code.
+    if let Some(err) = crate::console::stdout_failure() {
+        if err.kind() != std::io::ErrorKind::BrokenPipe {
+            errln!("tapevault: error: cannot write the report to standard output: {err}");
+            code = exit::at_least(code, exit::ERROR);
+        }
+    }
     if let Some((command, path, vault)) = metrics_to {
         let seconds = started.elapsed().as_secs_f64();
         if let Err(err) = metrics::write(&path, command, &vault, code, seconds, &measured) {
             errln!("tapevault: warning: metrics not written: {err}");
             code = exit::at_least(code, exit::WARNINGS);
-        }
-    }
-    // A reader that stopped early (`| head`) asked for no more: not a failure.
-    if let Some(err) = crate::console::stdout_failure() {
-        if err.kind() != std::io::ErrorKind::BrokenPipe {
-            errln!("tapevault: error: cannot write the report to standard output: {err}");
-            code = exit::at_least(code, exit::ERROR);
         }
     }
     ExitCode::from(code)

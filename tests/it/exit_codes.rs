@@ -242,6 +242,22 @@ fn output_that_cannot_be_written_neither_panics_nor_hides_the_outcome() {
         );
     }
 
+    // The metrics say the same exit code as the process.
+    let metrics = env.path("verify.prom");
+    let out = env
+        .process(&["verify", "--metrics-file"])
+        .arg(&metrics)
+        .stdout(full())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let exported = std::fs::read_to_string(&metrics).unwrap();
+    let exit_code = exported
+        .lines()
+        .find(|line| line.starts_with("tapevault_last_run_exit_code"))
+        .unwrap();
+    assert!(exit_code.ends_with(" 1"), "{exported}");
+
     // A reader that stopped reading (`| head`) is not a failure.
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
