@@ -151,52 +151,51 @@ impl PendingFile {
 type Made = std::sync::OnceLock<Result<Vec<u8>, String>>;
 
 /// Make the file of `node` under a temporary name (closed: it is opened to be written).
-fn make_temp(target: &mut Target, node: &Node, full: &TargetFull) -> Result<Vec<u8>, String> {
+fn make_temp(target: &mut Target, node: &Node, stopped: &TargetStopped) -> Result<Vec<u8>, String> {
     let (parent, name) = parent_and_name(&node.path);
     target
         .dir(parent)
         .and_then(|dir| target::create_temp(&dir, name))
         .map(|(_, temp)| temp)
         .map_err(|err| {
-            full.note(&err);
+            stopped.note(&err);
             err.to_string()
         })
 }
 
-/// The first sign that the target's filesystem is full or over quota. Nothing more can
-/// be restored then, so the restore stops: it neither reads every remaining volume (a
+/// The first sign that the target can take no more: its filesystem is full, over
+/// quota, or turned read-only (ext4 remounts so after errors). Nothing more can be
+/// restored then, so the restore stops: it neither reads every remaining volume (a
 /// tape's worth) for nothing nor names every later file damaged, which a drill would
 /// report as damage to the vault.
 #[derive(Default)]
-struct TargetFull(std::sync::OnceLock<String>);
+struct TargetStopped(std::sync::OnceLock<String>);
 
-impl TargetFull {
-    /// Keep `err` if it says the filesystem is full.
+impl TargetStopped {
+    /// Keep `err` if it says the target can take no more.
     fn note(&self, err: &std::io::Error) {
-        let errno = rustix::io::Errno::from_io_error(err);
-        if matches!(
-            errno,
-            Some(rustix::io::Errno::NOSPC | rustix::io::Errno::DQUOT)
-        ) {
+        use rustix::io::Errno;
+        let errno = Errno::from_io_error(err);
+        if matches!(errno, Some(Errno::NOSPC | Errno::DQUOT | Errno::ROFS)) {
             let _ = self.0.set(err.to_string());
         }
     }
 
-    fn is_full(&self) -> bool {
+    fn is_stopped(&self) -> bool {
         self.0.get().is_some()
     }
 }
 
-/// A volume's bytes, until the target is full: then the read fails, and stops.
-struct UntilFull<'a, R> {
+/// A volume's bytes, until the target stops: then the read fails, and stops.
+struct UntilStopped<'a, R> {
     inner: R,
-    full: &'a TargetFull,
+    stopped: &'a TargetStopped,
 }
 
-impl<R: Read> Read for UntilFull<'_, R> {
+impl<R: Read> Read for UntilStopped<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.full.is_full() {
-            return Err(std::io::Error::other("the restore target is full"));
+        if self.stopped.is_stopped() {
+            return Err(std::io::Error::other("the restore target can take no more"));
         }
         self.inner.read(buf)
     }
@@ -211,13 +210,13 @@ fn make_ahead(
     nodes: &[Node],
     made: &[Made],
     stop: &AtomicBool,
-    full: &TargetFull,
+    stopped: &TargetStopped,
 ) {
     for (node, made) in nodes.iter().zip(made) {
-        if stop.load(Ordering::Relaxed) || full.is_full() {
+        if stop.load(Ordering::Relaxed) || stopped.is_stopped() {
             return;
         }
-        made.get_or_init(|| make_temp(&mut target, node, full));
+        made.get_or_init(|| make_temp(&mut target, node, stopped));
     }
 }
 
@@ -320,7 +319,7 @@ struct FileWriter<'a> {
     /// Which files were put in place (by index), for hard links to them: a flag each,
     /// not a copy of every path.
     restored: Vec<bool>,
-    full: &'a TargetFull,
+    stopped: &'a TargetStopped,
 }
 
 impl<'a> FileWriter<'a> {
@@ -332,7 +331,7 @@ impl<'a> FileWriter<'a> {
         wanted: ChunkTargets,
         progress: &'a dyn Observer,
         started: std::time::Instant,
-        full: &'a TargetFull,
+        stopped: &'a TargetStopped,
     ) -> FileWriter<'a> {
         FileWriter {
             target,
@@ -349,7 +348,7 @@ impl<'a> FileWriter<'a> {
             started,
             report: RestoreReport::default(),
             restored: vec![false; nodes.len()],
-            full,
+            stopped,
         }
     }
 
@@ -369,7 +368,7 @@ impl<'a> FileWriter<'a> {
             let lost = match plain {
                 None => Some(reason.to_string()),
                 Some(plain) => match self.made[index]
-                    .get_or_init(|| make_temp(&mut self.target, node, self.full))
+                    .get_or_init(|| make_temp(&mut self.target, node, self.stopped))
                 {
                     Err(_) => None,
                     Ok(temp) => {
@@ -378,7 +377,7 @@ impl<'a> FileWriter<'a> {
                             .write(&mut self.target, index, node, temp, offset, plain)
                         {
                             Err(err) => {
-                                self.full.note(&err);
+                                self.stopped.note(&err);
                                 Some(format!("cannot write: {err}"))
                             }
                             Ok(()) => {
@@ -405,8 +404,8 @@ impl<'a> FileWriter<'a> {
                 file.reason.get_or_insert(why);
             }
             file.unsettled = file.unsettled.saturating_sub(1);
-            // Once the target is full, no file is finished: the restore stops.
-            if file.unsettled == 0 && !self.full.is_full() {
+            // Once the target can take no more, no file is finished: the restore stops.
+            if file.unsettled == 0 && !self.stopped.is_stopped() {
                 self.finish(index);
             }
         }
@@ -429,7 +428,7 @@ impl<'a> FileWriter<'a> {
         }
     }
 
-    /// Remove every file not finished yet (the target is full): the space goes back,
+    /// Remove every file not finished yet (the target stopped): the space goes back,
     /// and no temporary name is left. Files already in place stay.
     fn discard_unfinished(&mut self) {
         for index in 0..self.files.len() {
@@ -453,7 +452,7 @@ impl<'a> FileWriter<'a> {
             return;
         };
         let handle = self.open.close(index);
-        let made = self.made[index].get_or_init(|| make_temp(&mut self.target, node, self.full));
+        let made = self.made[index].get_or_init(|| make_temp(&mut self.target, node, self.stopped));
         let temp = match made {
             Ok(temp) => temp,
             Err(reason) => {
@@ -507,7 +506,7 @@ fn write_chunks(work: std::sync::mpsc::Receiver<Work>, writer: &mut FileWriter) 
             Work::Missing(id, reason) => writer.settle(&id, None, &reason),
             Work::Chunk(id, plain) => writer.settle(&id, Some(&plain), ""),
         }
-        if writer.full.is_full() {
+        if writer.stopped.is_stopped() {
             return;
         }
     }
@@ -756,6 +755,17 @@ pub fn restore(
 
     let mut target = Target::open(&options.target)
         .map_err(|e| Error::io("cannot open restore target", &options.target, e))?;
+    // Said before any volume is read, not as a refusal of every entry.
+    if target.is_read_only().unwrap_or(false) {
+        return Err(Error::new(
+            ErrorKind::Io,
+            format!(
+                "restore target {} is on a read-only filesystem: mount it read-write or \
+                 choose another target",
+                options.target.display()
+            ),
+        ));
+    }
     let every_entry = || files.iter().chain(&dirs).chain(&others);
     if !options.overwrite {
         let empty = target
@@ -797,7 +807,7 @@ pub fn restore(
             .map_err(|e| Error::io("cannot open restore target", &options.target, e))
     };
     let ahead = own_target()?;
-    let full = TargetFull::default();
+    let stopped = TargetStopped::default();
     let mut writer = FileWriter::new(
         own_target()?,
         &files,
@@ -805,7 +815,7 @@ pub fn restore(
         wanted,
         progress,
         started,
-        &full,
+        &stopped,
     );
     for id in unknown {
         writer.settle(&id, None, "chunk not in the catalog");
@@ -820,15 +830,15 @@ pub fn restore(
     let stop_making = AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<()> {
         let (send, work) = std::sync::mpsc::sync_channel::<Work>(WRITE_QUEUE);
-        let (files, made, stop, full) = (&files, &made, &stop_making, &full);
-        scope.spawn(move || make_ahead(ahead, files, made, stop, full));
+        let (files, made, stop, stopped) = (&files, &made, &stop_making, &stopped);
+        scope.spawn(move || make_ahead(ahead, files, made, stop, stopped));
         let writing = {
             let writer = &mut writer;
             scope.spawn(move || write_chunks(work, writer))
         };
         let read = (|| -> Result<()> {
             for (sequence, per_pack) in &packs {
-                if full.is_full() {
+                if stopped.is_stopped() {
                     break;
                 }
                 let Some(volume) = volumes.get(sequence) else {
@@ -871,9 +881,9 @@ pub fn restore(
                             .collect();
                         let mut findings = Findings::default();
                         let outcome = source.open(&volume.name).and_then(|stream| {
-                            let inner = UntilFull {
+                            let inner = UntilStopped {
                                 inner: stream,
-                                full,
+                                stopped,
                             };
                             let mut repairing = RepairingReader::new(inner);
                             let read = read_volume(
@@ -893,7 +903,7 @@ pub fn restore(
                                 .absorb(&format!("{}{from}", volume.name), repairing.take_log());
                             read
                         });
-                        if full.is_full() {
+                        if stopped.is_stopped() {
                             // Damage already found in this volume is still said.
                             report.problems.volume_errors.extend(findings.damage);
                             return Ok(());
@@ -960,7 +970,7 @@ pub fn restore(
         writing.join().expect("the file writer does not panic");
         read
     })?;
-    if let Some(why) = full.0.get() {
+    if let Some(why) = stopped.0.get() {
         writer.discard_unfinished();
         let damage = writer.report.problems.damaged.len() + report.problems.volume_errors.len();
         let found = match damage {
@@ -972,9 +982,10 @@ pub fn restore(
         return Err(Error::new(
             ErrorKind::Io,
             format!(
-                "restore target {} is full ({why}): stopped after {} files, each checked; \
-                 {found}. Free space or choose another target (a drill: --scratch), then run \
-                 it again (into the same folder: with --overwrite)",
+                "restore target {} can take no more ({why}): stopped after {} files, each \
+                 checked; {found}. Free space (or fix the filesystem) or choose another target \
+                 (a drill: --scratch), then run it again (into the same folder: with \
+                 --overwrite)",
                 options.target.display(),
                 writer.report.files,
             ),
@@ -1714,7 +1725,7 @@ mod tests {
         target: Target,
         nodes: &'a [Node],
         made: &'a [Made],
-        full: &'a TargetFull,
+        stopped: &'a TargetStopped,
     ) -> FileWriter<'a> {
         let places = chunk_places(nodes);
         let started = std::time::Instant::now();
@@ -1725,7 +1736,7 @@ mod tests {
             places,
             &crate::progress::Silent,
             started,
-            full,
+            stopped,
         )
     }
 
@@ -1749,21 +1760,25 @@ mod tests {
             file_node("untouched", &[tail]),
         ];
         let made: Vec<Made> = nodes.iter().map(|_| Made::new()).collect();
-        let full = TargetFull::default();
-        // Only a full filesystem or quota stops a restore; other errors name a file.
-        full.note(&std::io::Error::from_raw_os_error(libc::EIO));
-        assert!(!full.is_full());
+        let stopped = TargetStopped::default();
+        // Only a full, over-quota or read-only filesystem stops a restore; other errors
+        // name a file.
+        stopped.note(&std::io::Error::from_raw_os_error(libc::EIO));
+        assert!(!stopped.is_stopped());
+        let read_only = TargetStopped::default();
+        read_only.note(&std::io::Error::from_raw_os_error(libc::EROFS));
+        assert!(read_only.is_stopped(), "a filesystem remounted read-only");
         let stop = AtomicBool::new(false);
-        make_ahead(target.try_clone().unwrap(), &nodes, &made, &stop, &full);
-        let mut writer = writer_of(target, &nodes, &made, &full);
+        make_ahead(target.try_clone().unwrap(), &nodes, &made, &stop, &stopped);
+        let mut writer = writer_of(target, &nodes, &made, &stopped);
         writer.settle(&id(head), Some(head), "");
         assert_eq!(writer.report.files, 1);
-        full.note(&std::io::Error::from_raw_os_error(libc::EDQUOT));
-        assert!(full.is_full());
+        stopped.note(&std::io::Error::from_raw_os_error(libc::EDQUOT));
+        assert!(stopped.is_stopped());
         // The volume being read fails at its next read, so no later volume is read.
-        let mut reading = UntilFull {
+        let mut reading = UntilStopped {
             inner: &b"more of the volume"[..],
-            full: &full,
+            stopped: &stopped,
         };
         assert!(reading.read(&mut [0; 8]).is_err());
         // A file whose last chunk comes now is not finished: the restore stops.
@@ -1778,11 +1793,11 @@ mod tests {
             &nodes,
             &fresh,
             &stop,
-            &full,
+            &stopped,
         );
         assert!(
             fresh.iter().all(|m| m.get().is_none()),
-            "nothing is made once full"
+            "nothing is made once stopped"
         );
     }
 
@@ -1817,8 +1832,8 @@ mod tests {
         let made: Vec<Made> = nodes.iter().map(|_| Made::new()).collect();
         // Told to stop, the thread making files ahead makes none.
         let stop = AtomicBool::new(true);
-        let full = TargetFull::default();
-        make_ahead(target.try_clone().unwrap(), &nodes, &made, &stop, &full);
+        let stopped = TargetStopped::default();
+        make_ahead(target.try_clone().unwrap(), &nodes, &made, &stop, &stopped);
         assert!(made.iter().all(|m| m.get().is_none()));
         // It makes the first files; the writer makes the others when their chunks come.
         stop.store(false, Ordering::Relaxed);
@@ -1827,11 +1842,11 @@ mod tests {
             &nodes[..3],
             &made[..3],
             &stop,
-            &full,
+            &stopped,
         );
         assert_eq!(names(scratch.path()).len(), 3);
 
-        let mut writer = writer_of(target, &nodes, &made, &full);
+        let mut writer = writer_of(target, &nodes, &made, &stopped);
         writer.finish_settled();
         assert!(scratch.path().join("empty").exists(), "finished at once");
         writer.settle(&id(head), Some(head), "");

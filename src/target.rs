@@ -65,6 +65,12 @@ impl Target {
         })
     }
 
+    /// True when the target's filesystem is mounted read-only.
+    pub fn is_read_only(&self) -> io::Result<bool> {
+        let flags = rustix::fs::fstatvfs(&self.root)?.f_flag;
+        Ok(flags.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+    }
+
     /// True when the target holds nothing yet.
     pub fn is_empty(&self) -> io::Result<bool> {
         let dir = rustix::fs::Dir::read_from(&self.root)?;

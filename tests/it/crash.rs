@@ -338,7 +338,7 @@ fn t29_disk_full_on_a_real_small_filesystem_is_exit_1_and_the_next_run_completes
             std::fs::remove_file(path).unwrap();
         }
     }
-    mounted.resize("32m");
+    mounted.remount("size=32m");
     let (code, summary, stderr) = run_json(env.tv(&[
         "backup",
         src.to_str().unwrap(),
@@ -374,7 +374,7 @@ fn a_full_restore_target_stops_the_restore_in_one_line_and_a_rerun_completes() {
     assert_eq!(code, 1, "an error, not damage: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.contains("is full (No space left on device")
+        stderr.contains("can take no more (No space left on device")
             && stderr.contains("nothing was found damaged"),
         "{stderr}"
     );
@@ -401,7 +401,7 @@ fn a_full_restore_target_stops_the_restore_in_one_line_and_a_rerun_completes() {
     let (code, _, stderr) = run_json(env.tv(&["drill", "--scratch", scratch.to_str().unwrap()]));
     assert_eq!(code, 1, "{stderr}");
     assert!(
-        stderr.contains("is full") && stderr.contains("--scratch"),
+        stderr.contains("can take no more") && stderr.contains("--scratch"),
         "{stderr}"
     );
     assert_eq!(
@@ -410,7 +410,7 @@ fn a_full_restore_target_stops_the_restore_in_one_line_and_a_rerun_completes() {
         "scratch removed"
     );
     // With room, the same restore over what is there completes.
-    mounted.resize("32m");
+    mounted.remount("size=32m");
     let (code, _, stderr) = run_json(env.tv(&[
         "restore",
         "--target",
@@ -427,9 +427,28 @@ fn a_full_restore_target_stops_the_restore_in_one_line_and_a_rerun_completes() {
     let (code, _, stderr) = run_json(env.tv(&["restore", "--target", again.to_str().unwrap()]));
     assert_eq!(code, 1, "{stderr}");
     assert!(
-        stderr.contains("is full") && stderr.contains("1 damaged files or volumes were found"),
+        stderr.contains("can take no more")
+            && stderr.contains("1 damaged files or volumes were found"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_read_only_restore_target_is_refused_in_one_line_before_anything_is_read() {
+    let env = Env::new();
+    std::fs::write(env.src().join("f"), b"data").unwrap();
+    env.backup(&[]);
+    let target = env.path("out");
+    std::fs::create_dir(&target).unwrap();
+    let Some(mounted) = Mounted::tmpfs(&target, "1m") else {
+        eprintln!("note: cannot mount a tmpfs here");
+        return;
+    };
+    mounted.remount("ro");
+    let (code, _, stderr) = run_json(env.tv(&["restore", "--target", target.to_str().unwrap()]));
+    assert_eq!(code, 1, "an error, not damage: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("is on a read-only filesystem"), "{stderr}");
 }
 
 #[test]

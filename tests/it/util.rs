@@ -626,14 +626,14 @@ impl Mounted {
         mounted.then(|| Mounted(dir.to_path_buf()))
     }
 
-    /// Grow (or shrink) the filesystem to `size`.
-    pub fn resize(&self, size: &str) {
-        let resized = std::process::Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
+    /// Mount it again with `options` (e.g. "size=32m" to grow it, "ro").
+    pub fn remount(&self, options: &str) {
+        let remounted = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
             .arg(&self.0)
             .status()
             .unwrap();
-        assert!(resized.success());
+        assert!(remounted.success());
     }
 }
 
