@@ -665,10 +665,9 @@ impl Store {
                     id,
                     plain: plain.to_vec(),
                 };
-                match squeeze.try_send(job) {
-                    Ok(()) => return Ok(()),
-                    Err(std::sync::mpsc::TrySendError::Full(_)) => {}
-                    Err(std::sync::mpsc::TrySendError::Disconnected(_)) => self.squeeze = None,
+                // Full: compressed here. (The queue's receiver lives as long as any store.)
+                if squeeze.try_send(job).is_ok() {
+                    return Ok(());
                 }
             }
         }

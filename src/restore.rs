@@ -181,8 +181,13 @@ impl TargetStopped {
         }
     }
 
+    /// The error that stopped the target, once one has.
+    fn why(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+
     fn is_stopped(&self) -> bool {
-        self.0.get().is_some()
+        self.why().is_some()
     }
 }
 
@@ -359,40 +364,16 @@ impl<'a> FileWriter<'a> {
             return;
         };
         for (index, offset) in places {
+            if self.files[index].is_none() {
+                continue;
+            }
+            let lost = match plain {
+                None => Some(reason.to_string()),
+                Some(plain) => self.write_place(index, offset, plain),
+            };
             let node = &self.nodes[index];
             let Some(file) = self.files[index].as_mut() else {
                 continue;
-            };
-            // Why this place stays empty, if it does. A file that could not be made is
-            // not written either: it is refused when it is finished.
-            let lost = match plain {
-                None => Some(reason.to_string()),
-                Some(plain) => match self.made[index]
-                    .get_or_init(|| make_temp(&mut self.target, node, self.stopped))
-                {
-                    Err(_) => None,
-                    Ok(temp) => {
-                        match self
-                            .open
-                            .write(&mut self.target, index, node, temp, offset, plain)
-                        {
-                            Err(err) => {
-                                self.stopped.note(&err);
-                                Some(format!("cannot write: {err}"))
-                            }
-                            Ok(()) => {
-                                file.hash.add(offset, plain, node);
-                                let len = plain.len() as u64;
-                                self.report
-                                    .first_byte_seconds
-                                    .get_or_insert(self.started.elapsed().as_secs_f64());
-                                self.report.bytes += len;
-                                self.progress.on(Event::Bytes(len));
-                                None
-                            }
-                        }
-                    }
-                },
             };
             if let Some(why) = lost {
                 let len = node
@@ -409,6 +390,34 @@ impl<'a> FileWriter<'a> {
                 self.finish(index);
             }
         }
+    }
+
+    /// Write a chunk at `offset` of file `index`: why that place stays empty, if it does.
+    /// A file that could not be made is not written either: it is refused when finished.
+    fn write_place(&mut self, index: usize, offset: u64, plain: &[u8]) -> Option<String> {
+        let (nodes, made) = (self.nodes, self.made);
+        let node = &nodes[index];
+        let Ok(temp) = made[index].get_or_init(|| make_temp(&mut self.target, node, self.stopped))
+        else {
+            return None;
+        };
+        let written = self
+            .open
+            .write(&mut self.target, index, node, temp, offset, plain);
+        if let Err(err) = written {
+            self.stopped.note(&err);
+            return Some(format!("cannot write: {err}"));
+        }
+        if let Some(file) = self.files[index].as_mut() {
+            file.hash.add(offset, plain, node);
+        }
+        let len = plain.len() as u64;
+        self.report
+            .first_byte_seconds
+            .get_or_insert(self.started.elapsed().as_secs_f64());
+        self.report.bytes += len;
+        self.progress.on(Event::Bytes(len));
+        None
     }
 
     /// Finish the files waiting for no chunk (empty ones, or all of whose chunks are lost).
@@ -970,7 +979,7 @@ pub fn restore(
         writing.join().expect("the file writer does not panic");
         read
     })?;
-    if let Some(why) = stopped.0.get() {
+    if let Some(why) = stopped.why() {
         writer.discard_unfinished();
         let damage = writer.report.problems.damaged.len() + report.problems.volume_errors.len();
         let found = match damage {
@@ -1558,7 +1567,7 @@ fn finish_file(
             true
         }
         Err(err) => {
-            let _ = rustix::fs::unlinkat(&dir, temp, rustix::fs::AtFlags::empty());
+            let _ = target::remove_file(&dir, temp);
             report.problems.refused.push(Refusal {
                 path,
                 reason: format!("cannot put in place: {err}"),

@@ -132,7 +132,7 @@ pub fn make_dir(dir: impl AsFd, name: &[u8], overwrite: bool) -> io::Result<()> 
     match lookup(dir, name)? {
         Some(rustix::fs::FileType::Directory) => Ok(()),
         Some(_) if overwrite => {
-            rustix::fs::unlinkat(dir, name, AtFlags::empty())?;
+            remove_file(dir, name)?;
             Ok(rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700))?)
         }
         Some(_) => Err(io::Error::new(
@@ -178,7 +178,7 @@ pub fn open_file(dir: impl AsFd, name: &[u8], write: bool) -> io::Result<std::fs
     Ok(std::fs::File::from(fd))
 }
 
-/// Remove a file of ours (never a folder, never through a symlink).
+/// Remove a file or symlink from `dir` (never a folder; a symlink itself, not its target).
 pub fn remove_file(dir: impl AsFd, name: &[u8]) -> io::Result<()> {
     Ok(rustix::fs::unlinkat(dir, name, AtFlags::empty())?)
 }
@@ -222,7 +222,7 @@ pub fn remove_stale_temps(
     for name in stale {
         let kind = rustix::fs::statat(dir, &name[..], AtFlags::SYMLINK_NOFOLLOW)?;
         if rustix::fs::FileType::from_raw_mode(kind.st_mode) != rustix::fs::FileType::Directory {
-            rustix::fs::unlinkat(dir, &name[..], AtFlags::empty())?;
+            remove_file(dir, &name)?;
             removed += 1;
         }
     }

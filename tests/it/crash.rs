@@ -313,7 +313,6 @@ fn t29_disk_full_on_a_real_small_filesystem_is_exit_1_and_the_next_run_completes
     let vault = env.vault_dir();
     let moved = env.path("vault-data");
     std::fs::rename(&vault, &moved).unwrap();
-    std::fs::create_dir(&vault).unwrap();
     let Some(mounted) = Mounted::tmpfs(&vault, "6m") else {
         eprintln!("note: cannot mount a tmpfs here; the injected-ENOSPC test covers disk full");
         return;
@@ -365,7 +364,6 @@ fn a_full_restore_target_stops_the_restore_in_one_line_and_a_rerun_completes() {
     }
     env.backup(&[]);
     let target = env.path("out");
-    std::fs::create_dir(&target).unwrap();
     let Some(mounted) = Mounted::tmpfs(&target, "2m") else {
         eprintln!("note: cannot mount a tmpfs here; the writer's unit test covers a full target");
         return;
@@ -394,7 +392,6 @@ fn a_full_restore_target_stops_the_restore_in_one_line_and_a_rerun_completes() {
     assert!((1..12).contains(&kept), "{kept} files fit");
     // A drill whose scratch space fills up says so: it is no damage to the vault.
     let scratch = env.path("scratch");
-    std::fs::create_dir(&scratch).unwrap();
     let Some(_small) = Mounted::tmpfs(&scratch, "1m") else {
         panic!("a second tmpfs could not be mounted");
     };
@@ -422,7 +419,6 @@ fn a_full_restore_target_stops_the_restore_in_one_line_and_a_rerun_completes() {
     // Damage found before the target filled is not forgotten in the message.
     flip_first_chunk_of(&env, "f00");
     let again = env.path("again");
-    std::fs::create_dir(&again).unwrap();
     let _again = Mounted::tmpfs(&again, "2m").expect("a third tmpfs");
     let (code, _, stderr) = run_json(env.tv(&["restore", "--target", again.to_str().unwrap()]));
     assert_eq!(code, 1, "{stderr}");
@@ -438,8 +434,11 @@ fn a_read_only_restore_target_is_refused_in_one_line_before_anything_is_read() {
     let env = Env::new();
     std::fs::write(env.src().join("f"), b"data").unwrap();
     env.backup(&[]);
+    // With its volumes gone, a restore that read the vault would report them missing.
+    for volume in env.volumes() {
+        std::fs::remove_file(volume).unwrap();
+    }
     let target = env.path("out");
-    std::fs::create_dir(&target).unwrap();
     let Some(mounted) = Mounted::tmpfs(&target, "1m") else {
         eprintln!("note: cannot mount a tmpfs here");
         return;

@@ -615,9 +615,10 @@ pub fn s3_request(method: &str, path: &str, headers: &str) -> String {
 pub struct Mounted(PathBuf);
 
 impl Mounted {
-    /// Mount a tmpfs of `size` (e.g. "6m") on the existing folder `dir`, when this
-    /// machine lets the tests mount one (root); None otherwise.
+    /// Mount a tmpfs of `size` (e.g. "6m") on the folder `dir` (made if missing), when
+    /// this machine lets the tests mount one (root); None otherwise.
     pub fn tmpfs(dir: &Path, size: &str) -> Option<Mounted> {
+        std::fs::create_dir_all(dir).unwrap();
         let mounted = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir)
