@@ -117,9 +117,7 @@ pub fn decompress_into(encoded: &[u8], plain_len: usize, plain: &mut Vec<u8>) ->
             // zstd writes no further than the buffer's room; more than recorded fails below.
             // Exact, as doubling a reused buffer would hold twice the largest chunk.
             plain.reserve_exact(plain_len);
-            zstd::bulk::Decompressor::new()
-                .and_then(|mut context| context.decompress_to_buffer(payload, plain))
-                .map_err(|e| Error::corrupt(format!("zstd: {e}")))?;
+            decompress_zstd(payload, plain).map_err(|e| Error::corrupt(format!("zstd: {e}")))?;
         }
         other => return Err(Error::corrupt(format!("unknown codec {other}"))),
     }
@@ -130,6 +128,28 @@ pub fn decompress_into(encoded: &[u8], plain_len: usize, plain: &mut Vec<u8>) ->
         )));
     }
     Ok(())
+}
+
+thread_local! {
+    /// zstd's decompression context, made once per thread: making one per blob zeroed
+    /// its tables every time (1.7% of a backup's CPU, in the verify-before-seal re-open).
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decompress one zstd frame into `plain`'s spare room with this thread's context. Each
+/// frame starts afresh, so a kept context gives what a new one would; after an error
+/// the context is dropped all the same.
+fn decompress_zstd(payload: &[u8], plain: &mut Vec<u8>) -> std::io::Result<usize> {
+    DECOMPRESSOR.with_borrow_mut(|kept| {
+        let mut context = match kept.take() {
+            Some(context) => context,
+            None => zstd::bulk::Decompressor::new()?,
+        };
+        let written = context.decompress_to_buffer(payload, plain)?;
+        *kept = Some(context);
+        Ok(written)
+    })
 }
 
 #[cfg(test)]
@@ -193,5 +213,18 @@ mod tests {
         assert!(decompress(&bomb, 1000).is_err());
         assert!(decompress(&[9, 1, 2], 2).is_err());
         assert!(decompress(&[], 0).is_err());
+    }
+
+    #[test]
+    fn a_failed_frame_leaves_the_thread_able_to_decompress_the_next() {
+        let text = b"one frame after another ".repeat(4_000);
+        let packed = compress(&text, 3);
+        let cut = &packed[..packed.len() / 2];
+        let mut bad_magic = packed.clone();
+        bad_magic[1] ^= 0x55;
+        for broken in [cut, &bad_magic[..]] {
+            assert!(decompress(broken, text.len()).is_err());
+            assert_eq!(decompress(&packed, text.len()).unwrap(), text);
+        }
     }
 }
