@@ -18,9 +18,10 @@ use crate::keys::KeySource;
 use crate::model::{self, ChunkRef, Node, NodeKind, SnapshotRecord, SnapshotStats};
 use crate::pack::PackBuilder;
 use crate::progress::{Event, Observer, Silent};
-use crate::source::{self, Found, Origin, WalkOptions};
+use crate::source::{self, Found, Origin, SourceFile, WalkOptions};
 use crate::vault::{Vault, VolumeSink};
 use crate::volume::{IndexBlob, IndexPack, Label, Room, VolumeIndex, VolumeWriter};
+use rustix::fs::FileType;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::io::Read;
@@ -295,7 +296,7 @@ fn backup_once(
     // sealed. 32 was no faster and raised the peak by 40 MiB, 64 by 20 MiB more; 8 and
     // 4 were 7% and 14% slower (workers idle while the writer seals).
     let (msg_tx, msg_rx) = sync_channel::<Msg>(16);
-    let (job_tx, job_rx) = sync_channel::<(PathBuf, Node, Origin)>(256);
+    let (job_tx, job_rx) = sync_channel::<(SourceFile, Node, Origin)>(256);
     let job_rx = Arc::new(Mutex::new(job_rx));
     let (squeeze_tx, squeeze_rx) = sync_channel::<Squeeze>(SQUEEZE_QUEUE);
     let helpers = Arc::new(Helpers {
@@ -459,7 +460,7 @@ fn walk_sources(
     parent: Option<SnapshotId>,
     volume_set: u64,
     out: &SyncSender<Msg>,
-    jobs: SyncSender<(PathBuf, Node, Origin)>,
+    jobs: SyncSender<(SourceFile, Node, Origin)>,
 ) -> Result<()> {
     let stopped = || Error::new(ErrorKind::Io, "backup stopped");
     // The parent's nodes and the sealed volumes as they are now: what this run
@@ -491,8 +492,8 @@ fn walk_sources(
                 let batch = std::mem::replace(&mut ready, Vec::with_capacity(READY_BATCH));
                 out.send(Msg::Nodes(batch)).map_err(|_| stopped())
             }
-            Found::Read(path, node, origin) => {
-                jobs.send((path, node, origin)).map_err(|_| stopped())
+            Found::Read(file, node, origin) => {
+                jobs.send((file, node, origin)).map_err(|_| stopped())
             }
             Found::Warning(w) => out.send(Msg::Warning(w)).map_err(|_| stopped()),
         }
@@ -599,16 +600,16 @@ struct Store {
 }
 
 impl Worker<'_> {
-    fn run(mut self, jobs: &Mutex<Receiver<(PathBuf, Node, Origin)>>) {
+    fn run(mut self, jobs: &Mutex<Receiver<(SourceFile, Node, Origin)>>) {
         loop {
             let job = match jobs.lock() {
                 Ok(rx) => rx.recv(),
                 Err(_) => return,
             };
-            let Ok((path, node, origin)) = job else {
+            let Ok((file, node, origin)) = job else {
                 break;
             };
-            let msg = match self.read_file(&path, node) {
+            let msg = match self.read_file(&file, node) {
                 Ok(Ok(node)) => Msg::Node(node, origin),
                 Ok(Err(warning)) => Msg::Warning(warning),
                 Err(err) => Msg::Failed(err),
@@ -677,32 +678,29 @@ impl Store {
 
 impl Worker<'_> {
     /// Read, chunk and hash one file. `Ok(Err(warning))` when the file had to be skipped.
-    fn read_file(
-        &mut self,
-        path: &std::path::Path,
-        mut node: Node,
-    ) -> Result<Result<Node, String>> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(path)
-        {
+    fn read_file(&mut self, source: &SourceFile, mut node: Node) -> Result<Result<Node, String>> {
+        let path = &source.path;
+        let skipped =
+            |err: &dyn std::fmt::Display| Ok(Err(format!("{}: skipped: {err}", path.display())));
+        let file = match source.open() {
             Ok(file) => file,
-            Err(err) => return Ok(Err(format!("{}: skipped: {err}", path.display()))),
+            Err(err) => return skipped(&err),
         };
-        let before = match file.metadata() {
-            Ok(meta) if meta.is_file() => meta,
-            Ok(_) => {
-                return Ok(Err(format!(
-                    "{}: skipped: no longer a regular file",
-                    path.display()
-                )))
-            }
-            Err(err) => return Ok(Err(format!("{}: skipped: {err}", path.display()))),
+        let before = match rustix::fs::fstat(&file) {
+            Ok(meta) if FileType::from_raw_mode(meta.st_mode) == FileType::RegularFile => meta,
+            Ok(_) => return skipped(&"no longer a regular file"),
+            Err(err) => return skipped(&std::io::Error::from(err)),
         };
-        let extents = source::data_extents(&file, before.len());
-        let sparse = extents != [(0, before.len())];
+        // The file as opened gives the attributes stored with its content: a file
+        // replaced since the walk keeps its own owner and mode, not the one before it.
+        node = Node {
+            path: node.path,
+            ..source::base_node(path, &before, NodeKind::File)
+        };
+        node.change = Some(source::change_key(&before));
+        let before_len = before.st_size as u64;
+        let extents = source::data_extents(&file, &before);
+        let sparse = extents != [(0, before_len)];
         let mut hasher = blake3::Hasher::new();
         let mut hashed = 0u64;
         let mut chunks = Vec::new();
@@ -740,7 +738,7 @@ impl Worker<'_> {
             }
         }
         let size = if sparse {
-            before.len().max(hashed)
+            before_len.max(hashed)
         } else {
             hashed
         };
@@ -748,10 +746,10 @@ impl Worker<'_> {
         node.size = size;
         node.hash = Some(hasher.finalize().to_hex().to_string());
         node.chunks = chunks;
-        let after = file
-            .metadata()
-            .map_err(|e| Error::io("cannot stat", path, e))?;
-        if after.len() != before.len() || source::change_key(&after) != source::change_key(&before)
+        let after = rustix::fs::fstat(&file)
+            .map_err(|e| Error::io("cannot stat", path, std::io::Error::from(e)))?;
+        if after.st_size != before.st_size
+            || source::change_key(&after) != source::change_key(&before)
         {
             let _ = self.store.out.send(Msg::Warning(format!(
                 "{}: changed while being backed up; the stored copy is what was read",

@@ -254,7 +254,8 @@ pub struct InitArgs {
 #[derive(Debug, Args)]
 pub struct BackupArgs {
     /// Files and folders to back up (their absolute paths are kept); default: the
-    /// profile's sources
+    /// profile's sources. A PATH that is a symlink is followed and kept under its own
+    /// name; symlinks inside are kept as links
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Largest volume to write, with K/M/G/T suffix (binary units; at least 4M)

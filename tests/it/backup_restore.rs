@@ -188,3 +188,59 @@ fn a_chunk_stored_in_a_volume_sealed_earlier_in_the_run_is_not_stored_again() {
     assert_eq!(code, 0, "{report}");
     assert_same_tree(&env.src(), &landed);
 }
+
+#[test]
+fn a_source_named_through_a_symlink_is_kept_as_the_folder_it_names() {
+    let env = Env::new();
+    let real = env.path("real");
+    every_kind_tree(&real);
+    std::fs::remove_dir(env.src()).unwrap();
+    std::os::unix::fs::symlink(&real, env.src()).unwrap();
+    let summary = env.backup(&[]);
+    assert_eq!(summary["warnings"], serde_json::json!([]), "{summary}");
+    let (code, report, landed) = env.restore("out", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert!(std::fs::symlink_metadata(&landed).unwrap().is_dir());
+    assert_same_tree(&real, &landed);
+}
+
+/// Open folder after folder, each from the one before: no path is resolved whole.
+fn open_deep(root: &std::path::Path, names: &[String]) -> std::os::fd::OwnedFd {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut dir = rustix::fs::open(root, flags, Mode::empty()).unwrap();
+    for name in names {
+        dir = rustix::fs::openat(&dir, name.as_str(), flags, Mode::empty()).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_tree_deeper_than_path_max_is_backed_up_and_restored_whole() {
+    use rustix::fs::{Mode, OFlags};
+    let env = Env::new();
+    // 30 folders of 200-byte names: the file at the bottom has a path over 6 KiB, past
+    // PATH_MAX (4 KiB), which no path-based open reaches.
+    let names: Vec<String> = (0..30)
+        .map(|level| format!("{level:02}{}", "d".repeat(198)))
+        .collect();
+    for depth in 0..names.len() {
+        let parent = open_deep(&env.src(), &names[..depth]);
+        rustix::fs::mkdirat(&parent, names[depth].as_str(), Mode::from_raw_mode(0o755)).unwrap();
+    }
+    let content = noise(300_000, 33);
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::CLOEXEC;
+    let bottom = open_deep(&env.src(), &names);
+    let file = rustix::fs::openat(&bottom, "bottom", flags, Mode::from_raw_mode(0o640)).unwrap();
+    std::io::Write::write_all(&mut std::fs::File::from(file), &content).unwrap();
+
+    let summary = env.backup(&[]);
+    assert_eq!(summary["warnings"], serde_json::json!([]), "{summary}");
+    let (code, report, landed) = env.restore("out", &[]);
+    assert_eq!(code, 0, "{report}");
+    let restored = open_deep(&landed, &names);
+    let file = rustix::fs::openat(&restored, "bottom", OFlags::RDONLY, Mode::empty()).unwrap();
+    let mut back = Vec::new();
+    std::io::Read::read_to_end(&mut std::fs::File::from(file), &mut back).unwrap();
+    assert!(back == content, "the bottom file restored exactly");
+}
