@@ -714,7 +714,7 @@ impl Worker<'_> {
             let read = self
                 .chunker
                 .for_each(reader.take(limit), |data| -> Result<()> {
-                    hash_zeros(&mut hasher, offset - hashed);
+                    model::hash_zeros(&mut hasher, offset - hashed);
                     hasher.update(data);
                     self.progress.on(Event::Bytes(data.len() as u64));
                     let id = self.ids.id(data);
@@ -742,7 +742,7 @@ impl Worker<'_> {
         } else {
             hashed
         };
-        hash_zeros(&mut hasher, size - hashed);
+        model::hash_zeros(&mut hasher, size - hashed);
         node.size = size;
         node.hash = Some(hasher.finalize().to_hex().to_string());
         node.chunks = chunks;
@@ -759,15 +759,6 @@ impl Worker<'_> {
             node.change = None;
         }
         Ok(Ok(node))
-    }
-}
-
-fn hash_zeros(hasher: &mut blake3::Hasher, mut n: u64) {
-    static ZEROS: [u8; 65536] = [0u8; 65536];
-    while n > 0 {
-        let step = n.min(ZEROS.len() as u64) as usize;
-        hasher.update(&ZEROS[..step]);
-        n -= step as u64;
     }
 }
 

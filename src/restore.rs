@@ -225,16 +225,26 @@ fn make_ahead(
     }
 }
 
-/// The whole-file hash of what was written, taken while chunks come in file order
-/// (holes hashed as the zeros they read as): it spares reading the file back.
+/// The whole-file hash of what was written, taken in file order (holes hashed as the
+/// zeros they read as): it spares reading the file back. A chunk written ahead of that
+/// order (media order is not file order, and a file may hold one chunk twice) is read
+/// back alone once the hash reaches it, from the page cache it was just written to.
 enum WriteHash {
-    /// Every chunk so far came in order, up to this offset. The hasher (about 2 KiB)
-    /// exists only while the file is part written: a million files waiting hold none.
-    InOrder(u64, Option<Box<blake3::Hasher>>),
-    /// Every byte came in order.
+    /// Hashed in file order up to this offset. The state exists only while the file is
+    /// part written: a million files waiting hold none.
+    InOrder(u64, Option<Box<Hashing>>),
+    /// Every byte hashed.
     Whole(blake3::Hash),
-    /// A chunk came out of order: the file is read back.
+    /// A place could not be read back, or was written twice: the file is read back.
     ReadBack,
+}
+
+/// The hash of a part-written file so far.
+#[derive(Default)]
+struct Hashing {
+    hasher: blake3::Hasher,
+    /// Places written past the hashed offset, by offset: their lengths.
+    ahead: std::collections::BTreeMap<u64, u64>,
 }
 
 impl WriteHash {
@@ -242,32 +252,43 @@ impl WriteHash {
         WriteHash::InOrder(0, None)
     }
 
-    /// `plain` was written at `offset` of the file of `node`.
-    fn add(&mut self, offset: u64, plain: &[u8], node: &Node) {
+    /// `plain` was written at `offset` of `file`, the file of `node`; `buf` is room for
+    /// reading back places written ahead.
+    fn add(
+        &mut self,
+        offset: u64,
+        plain: &[u8],
+        node: &Node,
+        file: &std::fs::File,
+        buf: &mut [u8],
+    ) {
         *self = match std::mem::replace(self, WriteHash::ReadBack) {
-            WriteHash::InOrder(hashed_to, hasher) if hole_until(node, hashed_to) == offset => {
-                let mut hasher = hasher.unwrap_or_default();
-                hash_zeros(&mut hasher, offset - hashed_to);
-                hasher.update(plain);
-                let hashed_to = offset + plain.len() as u64;
-                if hashed_to == node.size {
-                    WriteHash::Whole(hasher.finalize())
+            WriteHash::InOrder(hashed_to, state) => {
+                let mut state = state.unwrap_or_default();
+                let next = hole_until(node, hashed_to);
+                if offset > next {
+                    state.ahead.insert(offset, plain.len() as u64);
+                    WriteHash::InOrder(hashed_to, Some(state))
+                } else if offset == next {
+                    crate::model::hash_zeros(&mut state.hasher, offset - hashed_to);
+                    state.hasher.update(plain);
+                    state.catch_up(offset + plain.len() as u64, node, file, buf)
                 } else {
-                    WriteHash::InOrder(hashed_to, Some(hasher))
+                    WriteHash::ReadBack
                 }
             }
             _ => WriteHash::ReadBack,
         };
     }
 
-    /// The hash of the file of `node`, if every byte came in order.
+    /// The hash of the file of `node`, if every byte was hashed.
     fn whole(self, node: &Node) -> Option<blake3::Hash> {
         match self {
             WriteHash::Whole(hash) => Some(hash),
             // Nothing but holes after the last chunk written.
-            WriteHash::InOrder(hashed_to, hasher) if hole_until(node, hashed_to) == node.size => {
-                let mut hasher = hasher.unwrap_or_default();
-                hash_zeros(&mut hasher, node.size - hashed_to);
+            WriteHash::InOrder(hashed_to, state) if hole_until(node, hashed_to) == node.size => {
+                let mut hasher = state.map(|s| s.hasher).unwrap_or_default();
+                crate::model::hash_zeros(&mut hasher, node.size - hashed_to);
                 Some(hasher.finalize())
             }
             _ => None,
@@ -275,22 +296,59 @@ impl WriteHash {
     }
 }
 
+impl Hashing {
+    /// Hashed up to `hashed_to`: go on through the places already written after it.
+    fn catch_up(
+        mut self: Box<Self>,
+        mut hashed_to: u64,
+        node: &Node,
+        file: &std::fs::File,
+        buf: &mut [u8],
+    ) -> WriteHash {
+        loop {
+            let next = hole_until(node, hashed_to);
+            let Some(len) = self.ahead.remove(&next) else {
+                break;
+            };
+            crate::model::hash_zeros(&mut self.hasher, next - hashed_to);
+            if hash_range(file, next, len, &mut self.hasher, buf).is_err() {
+                return WriteHash::ReadBack;
+            }
+            hashed_to = next + len;
+        }
+        if hashed_to == node.size {
+            WriteHash::Whole(self.hasher.finalize())
+        } else {
+            WriteHash::InOrder(hashed_to, Some(self))
+        }
+    }
+}
+
+/// Hash `len` bytes of `file` from `offset`, read through `buf`.
+fn hash_range(
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+    hasher: &mut blake3::Hasher,
+    buf: &mut [u8],
+) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < len {
+        let room = buf.len() as u64;
+        let part = &mut buf[..(len - done).min(room) as usize];
+        file.read_exact_at(part, offset + done)?;
+        hasher.update(part);
+        done += part.len() as u64;
+    }
+    Ok(())
+}
+
 /// Where the data after `offset` of the file of `node` starts again: the next chunk's
 /// offset, or the file's size when only a hole is left.
 fn hole_until(node: &Node, offset: u64) -> u64 {
     let next = node.chunks.partition_point(|c| c.offset < offset);
     node.chunks.get(next).map_or(node.size, |c| c.offset)
-}
-
-/// Hash `len` zero bytes: a hole, in memory, costs less than the kernel's zeroing it
-/// to be read back.
-fn hash_zeros(hasher: &mut blake3::Hasher, mut len: u64) {
-    const ZEROS: [u8; 16 << 10] = [0; 16 << 10];
-    while len > 0 {
-        let part = len.min(ZEROS.len() as u64);
-        hasher.update(&ZEROS[..part as usize]);
-        len -= part;
-    }
 }
 
 /// Chunks waiting between the reading thread and the writing one: at most 16 MiB
@@ -401,15 +459,19 @@ impl<'a> FileWriter<'a> {
         else {
             return None;
         };
-        let written = self
+        let handle = match self
             .open
-            .write(&mut self.target, index, node, temp, offset, plain);
-        if let Err(err) = written {
-            self.stopped.note(&err);
-            return Some(format!("cannot write: {err}"));
-        }
+            .write(&mut self.target, index, node, temp, offset, plain)
+        {
+            Ok(handle) => handle,
+            Err(err) => {
+                self.stopped.note(&err);
+                return Some(format!("cannot write: {err}"));
+            }
+        };
         if let Some(file) = self.files[index].as_mut() {
-            file.hash.add(offset, plain, node);
+            file.hash
+                .add(offset, plain, node, handle, &mut self.read_back);
         }
         let len = plain.len() as u64;
         self.report
@@ -530,7 +592,8 @@ struct OpenFiles {
 impl OpenFiles {
     const MAX_OPEN: usize = 32;
 
-    /// Write a chunk at its offset in file `index` of `node`, made as `temp`.
+    /// Write a chunk at its offset in file `index` of `node`, made as `temp`; the file's
+    /// handle comes back.
     fn write(
         &mut self,
         target: &mut Target,
@@ -539,7 +602,7 @@ impl OpenFiles {
         temp: &[u8],
         offset: u64,
         plain: &[u8],
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<&std::fs::File> {
         let slot = match self.open.iter().position(|(i, _)| *i == index) {
             Some(slot) => slot,
             None => {
@@ -552,7 +615,9 @@ impl OpenFiles {
                 self.open.len() - 1
             }
         };
-        self.open[slot].1.write_all_at(plain, offset)
+        let handle = &self.open[slot].1;
+        handle.write_all_at(plain, offset)?;
+        Ok(handle)
     }
 
     /// File `index`'s handle, if it is open, no longer kept.
@@ -680,6 +745,11 @@ pub(crate) fn locate(
                 .push((id, loc)),
             None => unknown.push(id),
         }
+    }
+    // In each pack, the order they were written in: a file's chunks then come in file
+    // order, and its whole-file hash is taken as they are written.
+    for blobs in plan.values_mut().flat_map(|packs| packs.values_mut()) {
+        blobs.sort_unstable_by_key(|(_, loc)| loc.position);
     }
     Ok((plan, unknown))
 }
@@ -1695,6 +1765,50 @@ fn restore_special(target: &mut Target, node: &Node) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn places_written_ahead_are_hashed_from_the_file_once_the_hash_reaches_them() {
+        use std::os::unix::fs::FileExt;
+        // "second" twice: a chunk the file holds twice comes once, for both places.
+        let pieces: [&[u8]; 4] = [
+            b"first piece",
+            b"second",
+            b"third, a longer piece",
+            b"second",
+        ];
+        let node = file_node("f", &pieces);
+        let file = tempfile::tempfile().unwrap();
+        // Smaller than a piece: a place is read back in parts.
+        let mut buf = [0; 4];
+        let mut hash = WriteHash::new();
+        for index in [2, 1, 3, 0] {
+            let offset = node.chunks[index].offset;
+            file.write_all_at(pieces[index], offset).unwrap();
+            hash.add(offset, pieces[index], &node, &file, &mut buf);
+            let whole = matches!(hash, WriteHash::Whole(_));
+            assert_eq!(whole, index == 0, "after piece {index}");
+        }
+        assert_eq!(hash.whole(&node), Some(blake3::hash(&pieces.concat())));
+        // A place read back hashes as what is on disk, not as what was handed in.
+        file.write_all_at(b"SECOND", node.chunks[1].offset).unwrap();
+        let mut changed = WriteHash::new();
+        for index in [1, 0, 2, 3] {
+            changed.add(
+                node.chunks[index].offset,
+                pieces[index],
+                &node,
+                &file,
+                &mut buf,
+            );
+        }
+        let on_disk = [pieces[0], b"SECOND", pieces[2], pieces[3]].concat();
+        assert_eq!(changed.whole(&node), Some(blake3::hash(&on_disk)));
+        // A place written twice: the file is read back whole when finished.
+        let mut twice = WriteHash::new();
+        twice.add(0, pieces[0], &node, &file, &mut buf);
+        twice.add(0, pieces[0], &node, &file, &mut buf);
+        assert!(matches!(twice, WriteHash::ReadBack));
+    }
+
     /// A file of `pieces` (its chunks, in file order) to be restored at `path`.
     fn file_node(path: &str, pieces: &[&[u8]]) -> Node {
         let mut size = 0;
@@ -1877,12 +1991,13 @@ mod tests {
             std::fs::read(scratch.path().join("sparse")).unwrap(),
             sparse_content
         );
-        // A hole is not assumed where a chunk is still to come: that file is read back.
+        // A hole is not assumed where a chunk is still to come: no hash until it does.
+        let unread = tempfile::tempfile().unwrap();
         let mut early = WriteHash::new();
-        early.add(70_000, tail, &writer.nodes[6]);
-        assert!(matches!(early, WriteHash::ReadBack));
+        early.add(70_000, tail, &writer.nodes[6], &unread, &mut [0; 16]);
+        assert!(early.whole(&writer.nodes[6]).is_none());
         let mut trailing = WriteHash::new();
-        trailing.add(4096, head, &hole_filled);
+        trailing.add(4096, head, &hole_filled, &unread, &mut [0; 16]);
         let zeros_after = blake3::hash(&sparse_content[..70_000]);
         hole_filled.size = 70_000;
         assert_eq!(trailing.whole(&hole_filled), Some(zeros_after));

@@ -162,10 +162,12 @@ pub fn create_temp(dir: impl AsFd, name: &[u8]) -> io::Result<(std::fs::File, Ve
     }
 }
 
-/// Open an existing file of ours for writing or reading, never through a symlink.
+/// Open an existing file of ours for writing (and reading) or reading, never through a
+/// symlink.
 pub fn open_file(dir: impl AsFd, name: &[u8], write: bool) -> io::Result<std::fs::File> {
     let access = if write {
-        OFlags::WRONLY
+        // Read too: a place written ahead of the whole-file hash is read back alone.
+        OFlags::RDWR
     } else {
         OFlags::RDONLY
     };
