@@ -5,7 +5,8 @@
 //! descending. walkdir is not used here: it opens every folder by its whole
 //! path, which fails past PATH_MAX and follows a folder swapped for a symlink
 //! while a root backup runs. Files are handed on with their folder's handle,
-//! so the reader opens exactly what the walk listed. Every entry becomes a [`Node`] with its metadata; a
+//! so the reader opens exactly what the walk listed. Folders and files are
+//! opened with O_NOATIME where the owner (or root) may. Every entry becomes a [`Node`] with its metadata; a
 //! regular file either reuses its parent-snapshot chunks (size, mtime, ctime
 //! and inode unchanged, and every chunk still trusted) or is handed on to be
 //! read. Ancestors of each source are recorded too, so restore can recreate
@@ -48,7 +49,17 @@ impl SourceFile {
     /// put in its place since the walk.
     pub fn open(&self) -> std::io::Result<std::fs::File> {
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        Ok(rustix::fs::openat(&*self.dir, self.name.as_slice(), flags, Mode::empty())?.into())
+        Ok(open_unseen(&self.dir, &self.name, flags)?.into())
+    }
+}
+
+/// Open `name` in `dir` without updating its access time (O_NOATIME), so that a backup
+/// does not make a mailbox look read or a cache look used. Only the owner or root may
+/// ask for that; anyone else's file is opened as usual.
+fn open_unseen(dir: &OwnedFd, name: &[u8], flags: OFlags) -> rustix::io::Result<OwnedFd> {
+    match rustix::fs::openat(dir, name, flags | OFlags::NOATIME, Mode::empty()) {
+        Err(rustix::io::Errno::PERM) => rustix::fs::openat(dir, name, flags, Mode::empty()),
+        opened => opened,
     }
 }
 /// How a file relates to the parent snapshot.
@@ -287,7 +298,7 @@ impl Walk<'_> {
         path: PathBuf,
         looked_at: &Stat,
     ) -> Result<Option<Listed>> {
-        let opened = rustix::fs::openat(&**dir, name, DIR_FLAGS, Mode::empty())
+        let opened = open_unseen(dir, name, DIR_FLAGS)
             .and_then(|folder| Ok((rustix::fs::fstat(&folder)?, folder)));
         let (meta, folder) = match opened {
             Ok(opened) => opened,

@@ -244,3 +244,56 @@ fn a_tree_deeper_than_path_max_is_backed_up_and_restored_whole() {
     std::io::Read::read_to_end(&mut std::fs::File::from(file), &mut back).unwrap();
     assert!(back == content, "the bottom file restored exactly");
 }
+
+#[test]
+fn a_backup_leaves_the_access_times_of_what_it_reads_as_they_were() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let folder = env.src().join("mail");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("inbox"), b"From someone: not read yet\n").unwrap();
+    // Two days ago: on a relatime mount, any read of either would move it to now.
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+    let paths = [folder.clone(), folder.join("inbox")];
+    for path in &paths {
+        let times = std::fs::FileTimes::new().set_accessed(long_ago);
+        std::fs::File::open(path).unwrap().set_times(times).unwrap();
+    }
+    let atimes = || -> Vec<i64> {
+        paths
+            .iter()
+            .map(|p| std::fs::metadata(p).unwrap().atime())
+            .collect()
+    };
+    let before = atimes();
+    let summary = env.backup(&[]);
+    assert_eq!(summary["snapshot"]["stats"]["files"], 1, "{summary}");
+    assert_eq!(atimes(), before, "the inbox and its folder look unread");
+}
+
+#[test]
+fn another_owners_readable_files_are_backed_up_though_their_access_time_moves() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("note: needs root, to back up root's files as another user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    // Root's, readable by all: only their owner may open them without touching atime.
+    let theirs = tempfile::tempdir().unwrap();
+    let open_to_all = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(theirs.path(), open_to_all.clone()).unwrap();
+    std::fs::create_dir(theirs.path().join("docs")).unwrap();
+    std::fs::set_permissions(theirs.path().join("docs"), open_to_all).unwrap();
+    std::fs::write(
+        theirs.path().join("docs/readme"),
+        b"root's, for all to read",
+    )
+    .unwrap();
+    let source = theirs.path().to_str().unwrap();
+    let out = as_unprivileged(&env, &["backup", source, "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["snapshot"]["stats"]["files"], 1, "{summary}");
+}
