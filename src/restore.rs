@@ -567,6 +567,21 @@ fn chunk_places(files: &[Node]) -> ChunkTargets {
     wanted
 }
 
+/// Order each pack's blobs as the files want them: blobs are shuffled in a pack on media
+/// (FORMAT.md), and decoded in file order a file's chunks come in order, so its whole-file
+/// hash is taken as they are written instead of by reading places back.
+fn in_file_order(packs: &mut PackPlan, wanted: &ChunkTargets) {
+    for blobs in packs
+        .values_mut()
+        .flat_map(|per_pack| per_pack.values_mut())
+    {
+        // A chunk's places are listed file by file, each file's in offset order.
+        blobs.sort_by_cached_key(|(id, _)| {
+            wanted.get(id).and_then(|places| places.first().copied())
+        });
+    }
+}
+
 /// Write each chunk received into every file offset it fills.
 fn write_chunks(work: std::sync::mpsc::Receiver<Work>, writer: &mut FileWriter) {
     // The reader is still opening the first volume: files with nothing to wait for are
@@ -746,11 +761,6 @@ pub(crate) fn locate(
             None => unknown.push(id),
         }
     }
-    // In each pack, the order they were written in: a file's chunks then come in file
-    // order, and its whole-file hash is taken as they are written.
-    for blobs in plan.values_mut().flat_map(|packs| packs.values_mut()) {
-        blobs.sort_unstable_by_key(|(_, loc)| loc.position);
-    }
     Ok((plan, unknown))
 }
 
@@ -826,7 +836,8 @@ pub fn restore(
         }
     }
     let wanted = chunk_places(&files);
-    let (packs, unknown) = locate(catalog, wanted.keys().copied(), BlobKind::Data)?;
+    let (mut packs, unknown) = locate(catalog, wanted.keys().copied(), BlobKind::Data)?;
+    in_file_order(&mut packs, &wanted);
     let volumes = catalog.volumes_by_sequence()?;
     // The key was derived while the restore was planned. Nothing is made in the target
     // before it is known good: a wrong passphrase leaves no trace there.
@@ -1764,6 +1775,38 @@ fn restore_special(target: &mut Target, node: &Node) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shuffled_packs_blobs_are_decoded_in_the_order_the_files_want_them() {
+        let pieces: Vec<Vec<u8>> = (0..6u8).map(|n| vec![n; 10 + usize::from(n)]).collect();
+        let piece = |n: usize| pieces[n].as_slice();
+        // Two files: the second starts with the first's last chunk.
+        let files = [
+            file_node("a", &[piece(0), piece(1), piece(2), piece(3)]),
+            file_node("b", &[piece(3), piece(4), piece(5)]),
+        ];
+        let id = |n: usize| ChunkId(*blake3::hash(piece(n)).as_bytes());
+        let location = |position: usize| BlobLocation {
+            kind: BlobKind::Data,
+            sequence: 1,
+            pack: 1,
+            position: position as u32,
+            offset: 0,
+            pack_offset: 0,
+            sealed_len: 0,
+            plain_len: 0,
+        };
+        // As stored: shuffled, each blob's position its place in the pack.
+        let blobs = [4, 1, 5, 0, 3, 2]
+            .iter()
+            .enumerate()
+            .map(|(position, &n)| (id(n), location(position)))
+            .collect();
+        let mut packs = PackPlan::from([(1, PackBlobs::from([(1, blobs)]))]);
+        in_file_order(&mut packs, &chunk_places(&files));
+        let decoded: Vec<ChunkId> = packs[&1][&1].iter().map(|(id, _)| *id).collect();
+        assert_eq!(decoded, (0..6).map(id).collect::<Vec<_>>());
+    }
 
     #[test]
     fn places_written_ahead_are_hashed_from_the_file_once_the_hash_reaches_them() {
