@@ -6,12 +6,13 @@
 //! path, which fails past PATH_MAX and follows a folder swapped for a symlink
 //! while a root backup runs. Files are handed on with their folder's handle,
 //! so the reader opens exactly what the walk listed. Folders and files are
-//! opened with O_NOATIME where the owner (or root) may. Every entry becomes a [`Node`] with its metadata; a
-//! regular file either reuses its parent-snapshot chunks (size, mtime, ctime
-//! and inode unchanged, and every chunk still trusted) or is handed on to be
-//! read. Ancestors of each source are recorded too, so restore can recreate
-//! them with their attributes. Unreadable entries become warnings, never
-//! errors. Does not know about chunks' storage, keys or media.
+//! opened with O_NOATIME where the owner (or root) may. Every entry becomes a
+//! [`Node`] with its metadata; a regular file either reuses its parent-snapshot
+//! chunks (size, mtime, ctime and inode unchanged, and every chunk still
+//! trusted) or is handed on to be read. Ancestors of each source are recorded
+//! too, so restore can recreate them with their attributes. Unreadable entries
+//! become warnings, never errors. Does not know about chunks' storage, keys or
+//! media.
 
 use crate::error::{Error, Result};
 use crate::model::{ChangeKey, Node, NodeKind, PathBytes};
@@ -62,6 +63,7 @@ fn open_unseen(dir: &OwnedFd, name: &[u8], flags: OFlags) -> rustix::io::Result<
         opened => opened,
     }
 }
+
 /// How a file relates to the parent snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -298,6 +300,12 @@ impl Walk<'_> {
         path: PathBuf,
         looked_at: &Stat,
     ) -> Result<Option<Listed>> {
+        // Not even opened: opening a mount point can mount it (autofs) or hang (dead NFS).
+        if self.options.one_file_system && looked_at.st_dev != self.source_dev {
+            return self
+                .ready(base_node(&path, looked_at, NodeKind::Dir))
+                .map(|()| None);
+        }
         let opened = open_unseen(dir, name, DIR_FLAGS)
             .and_then(|folder| Ok((rustix::fs::fstat(&folder)?, folder)));
         let (meta, folder) = match opened {

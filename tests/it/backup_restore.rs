@@ -297,3 +297,25 @@ fn another_owners_readable_files_are_backed_up_though_their_access_time_moves() 
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["snapshot"]["stats"]["files"], 1, "{summary}");
 }
+
+#[test]
+fn a_filesystem_mounted_inside_a_source_is_kept_as_its_folder_unless_crossing_is_asked() {
+    let env = Env::new();
+    std::fs::write(env.src().join("here"), b"on the source's filesystem").unwrap();
+    let Some(_mounted) = Mounted::tmpfs(&env.src().join("mnt"), "1m") else {
+        eprintln!("note: cannot mount a tmpfs here to cross into");
+        return;
+    };
+    std::fs::write(env.src().join("mnt/elsewhere"), b"on another filesystem").unwrap();
+    let listing = |extra: &[&str]| {
+        env.backup(extra);
+        let out = env.tv(&["ls", "latest", "--json"]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let within = listing(&[]);
+    assert!(within.contains("/src/mnt\""), "{within}");
+    assert!(within.contains("/src/here\""), "{within}");
+    assert!(!within.contains("elsewhere"), "{within}");
+    let crossing = listing(&["--cross-file-systems"]);
+    assert!(crossing.contains("/src/mnt/elsewhere\""), "{crossing}");
+}
