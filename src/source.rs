@@ -214,11 +214,10 @@ impl Walk<'_> {
             (Some(folder), Some(name)) => (folder, name.as_bytes()),
             _ => (real.as_path(), &b"."[..]),
         };
-        let folder = match rustix::fs::open(
-            folder,
-            DIR_FLAGS.difference(OFlags::NOFOLLOW),
-            Mode::empty(),
-        ) {
+        // A handle to look in, not to list: a folder the user may pass through (x) but
+        // not read (r) still holds a source.
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let folder = match rustix::fs::open(folder, flags, Mode::empty()) {
             Ok(folder) => Arc::new(folder),
             Err(e) => return self.skip(source, e),
         };

@@ -319,3 +319,25 @@ fn a_filesystem_mounted_inside_a_source_is_kept_as_its_folder_unless_crossing_is
     let crossing = listing(&["--cross-file-systems"]);
     assert!(crossing.contains("/src/mnt/elsewhere\""), "{crossing}");
 }
+
+#[test]
+fn a_source_inside_a_folder_its_user_may_pass_through_but_not_list_is_backed_up() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("note: needs root, to back up root's folders as another user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    // Like a home folder at 0711: others may reach what is inside, not list it.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let public = home.path().join("public");
+    std::fs::create_dir(&public).unwrap();
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(public.join("shared.txt"), b"for everyone").unwrap();
+    let out = as_unprivileged(&env, &["backup", public.to_str().unwrap(), "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["snapshot"]["stats"]["files"], 1, "{summary}");
+}
