@@ -282,6 +282,7 @@ fn run(cli: Cli, measured: &mut metrics::RunMetrics) -> Result<u8> {
                 verify_after_write: args.verify_after_write,
                 threads: args.threads,
             };
+            raise_open_files_limit();
             let shown = progress::Shown::new(&out, "backup");
             let stop = std::sync::atomic::AtomicBool::new(false);
             let summary = std::thread::scope(|scope| {
@@ -747,6 +748,19 @@ fn parse_block_size(text: &str) -> Result<usize> {
         )));
     }
     Ok(size as usize)
+}
+
+/// The walk holds one folder open per level of the tree: the soft limit on open files
+/// (often 1024) is raised to the hard one, as Go programs do when they start.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        // At worst the limit stays as it was, and a folder deeper than it is named
+        // as skipped.
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
 }
 
 #[cfg(test)]

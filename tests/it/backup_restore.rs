@@ -341,3 +341,39 @@ fn a_source_inside_a_folder_its_user_may_pass_through_but_not_list_is_backed_up(
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["snapshot"]["stats"]["files"], 1, "{summary}");
 }
+
+#[test]
+fn a_tree_deeper_than_the_open_files_limit_is_backed_up_whole() {
+    let env = Env::new();
+    // The walk holds one folder open per level: 300 levels under a soft limit of 256.
+    let mut deepest = env.src();
+    for _ in 0..300 {
+        deepest.push("d");
+    }
+    std::fs::create_dir_all(&deepest).unwrap();
+    std::fs::write(deepest.join("bottom"), b"300 folders down").unwrap();
+    let src = env.src();
+    let inner = env.process(&["backup", src.to_str().unwrap(), "--json"]);
+    let mut limited = std::process::Command::new("sh");
+    limited
+        .args(["-c", "ulimit -Sn 256 && exec \"$@\"", "sh"])
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (name, value) in inner.get_envs() {
+        match value {
+            Some(value) => limited.env(name, value),
+            None => limited.env_remove(name),
+        };
+    }
+    let out = limited.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, report, landed) = env.restore("out", &[]);
+    assert_eq!(code, 0, "{report}");
+    let bottom = landed.join("d/".repeat(300)).join("bottom");
+    assert_eq!(std::fs::read(bottom).unwrap(), b"300 folders down");
+}
