@@ -167,6 +167,11 @@ pub fn drill(
             record.id.short()
         )));
     }
+    // Read from the medium, not from the page cache that still holds them after the
+    // backup: a drill proves what the disk kept.
+    for volume in catalog.volumes()? {
+        vault.forget_cached(&volume.name);
+    }
     let scratch = scratch_dir(options.scratch.as_deref())?;
     let restore_options = RestoreOptions {
         snapshot: record.id.to_string(),

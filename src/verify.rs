@@ -155,6 +155,7 @@ pub fn verify(
             "missing"
         } else {
             let mut findings = Findings::default();
+            vault.forget_cached(&volume.name);
             let read = vault.open(&volume.name).and_then(|source| {
                 read_repaired(volume, source, &mut findings, |stream, _| {
                     walk_members(stream)
@@ -428,6 +429,7 @@ pub fn deep(
                 .push(problem(volume, "missing from the vault".into()));
             "missing"
         } else {
+            vault.forget_cached(&volume.name);
             let (bytes, damage, repaired) = match vault.open(&volume.name) {
                 // Archived in cold storage: its blobs are not checked, and not damaged either.
                 Err(err) if err.kind() == ErrorKind::Offline => {

@@ -46,6 +46,10 @@ pub trait Vault: Send {
     fn create(&self, name: &str, max_len: u64) -> Result<Box<dyn VolumeSink>>;
     /// Read a sealed object front to back.
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send>>;
+    /// Drop what this machine holds of the object in memory, so that it is next read
+    /// from the medium: a drill or a verify must prove the disk, not the page cache
+    /// that still holds last night's volumes. Nothing to drop on other media.
+    fn forget_cached(&self, _name: &str) {}
     /// The object's size and up to `len` bytes from `offset` (fewer at its end):
     /// how a rebuild reaches a label and an index without reading the data between.
     fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<(u64, Vec<u8>)>;

@@ -706,3 +706,51 @@ fn rebuild_reads_a_tree_of_several_blobs_and_drops_a_snapshot_whose_tree_is_dama
         "a snapshot was left pending"
     );
 }
+
+/// Run `cmd` and count what it read from the storage device (`ru_inblock`, in 512-byte
+/// blocks): the page cache serves the rest. Its exit code too.
+#[allow(unsafe_code)]
+// Reaped by wait4, which alone reports the child's own resource use.
+#[allow(clippy::zombie_processes)]
+fn blocks_read_from_disk(mut cmd: std::process::Command) -> (i32, u64) {
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: plain values for wait4 to fill; the child is ours and reaped only here.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid);
+    (libc::WEXITSTATUS(status), usage.ru_inblock as u64)
+}
+
+#[test]
+fn drills_and_verifies_read_the_volumes_from_the_disk_not_the_page_cache() {
+    let env = Env::new();
+    let on_tmpfs = rustix::fs::statfs(env.vault_dir().parent().unwrap())
+        .is_ok_and(|fs| fs.f_type as u64 == 0x0102_1994);
+    if on_tmpfs {
+        eprintln!("note: the vault is on tmpfs, whose page cache is the medium");
+        return;
+    }
+    // Noise: the packs hold at least its 3 MiB.
+    let data_bytes = 3 << 20;
+    std::fs::write(env.src().join("data"), noise(data_bytes, 41)).unwrap();
+    env.backup(&[]);
+    for args in [&["drill", "--all"][..], &["verify"], &["verify", "--deep"]] {
+        // Just read, so every page of every volume is in the cache.
+        for volume in env.volumes() {
+            std::fs::read(volume).unwrap();
+        }
+        let (code, blocks) = blocks_read_from_disk(env.process(args));
+        assert_eq!(code, 0, "{args:?}");
+        assert!(
+            blocks * 512 >= data_bytes as u64,
+            "{args:?} read {} bytes from the disk, with {data_bytes} of data",
+            blocks * 512
+        );
+    }
+}
