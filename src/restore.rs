@@ -1610,7 +1610,10 @@ fn finish_file(
         let hash = match file.hash.whole(node) {
             Some(hash) => Ok(hash),
             // Chunks came out of order, or a hole was left: read the file back.
-            None => target::open_file(&dir, temp, false).and_then(|f| hash_file(&f, read_back)),
+            None => target::open_file(&dir, temp, false).and_then(|f| {
+                let mut hasher = blake3::Hasher::new();
+                hash_range(&f, 0, node.size, &mut hasher, read_back).map(|()| hasher.finalize())
+            }),
         };
         match hash {
             Ok(hash) if Some(hash.to_hex().as_str()) == node.hash.as_deref() => {}
@@ -1656,18 +1659,6 @@ fn finish_file(
             false
         }
     }
-}
-
-fn hash_file(mut file: &std::fs::File, buf: &mut [u8]) -> std::io::Result<blake3::Hash> {
-    let mut hasher = blake3::Hasher::new();
-    loop {
-        let n = file.read(buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize())
 }
 
 fn is_root() -> bool {

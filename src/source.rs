@@ -300,7 +300,7 @@ impl Walk<'_> {
         looked_at: &Stat,
     ) -> Result<Option<Listed>> {
         // Not even opened: opening a mount point can mount it (autofs) or hang (dead NFS).
-        if self.options.one_file_system && looked_at.st_dev != self.source_dev {
+        if self.stays_out_of(looked_at) {
             return self
                 .ready(base_node(&path, looked_at, NodeKind::Dir))
                 .map(|()| None);
@@ -315,7 +315,8 @@ impl Walk<'_> {
             }
         };
         self.ready(base_node(&path, &meta, NodeKind::Dir))?;
-        if self.options.one_file_system && meta.st_dev != self.source_dev {
+        // Mounted on since it was looked at.
+        if self.stays_out_of(&meta) {
             return Ok(None);
         }
         match list(&folder) {
@@ -326,6 +327,11 @@ impl Walk<'_> {
             })),
             Err(e) => self.skip(&path, e).map(|()| None),
         }
+    }
+
+    /// A folder on another filesystem, when the walk stays on the source's.
+    fn stays_out_of(&self, folder: &Stat) -> bool {
+        self.options.one_file_system && folder.st_dev != self.source_dev
     }
 
     /// A regular file: a hard link to one already walked, unchanged since the parent

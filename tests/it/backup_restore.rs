@@ -273,8 +273,7 @@ fn a_backup_leaves_the_access_times_of_what_it_reads_as_they_were() {
 
 #[test]
 fn another_owners_readable_files_are_backed_up_though_their_access_time_moves() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("note: needs root, to back up root's files as another user");
+    if !is_root_else("needs root, to back up root's files as another user") {
         return;
     }
     use std::os::unix::fs::PermissionsExt;
@@ -290,12 +289,7 @@ fn another_owners_readable_files_are_backed_up_though_their_access_time_moves() 
         b"root's, for all to read",
     )
     .unwrap();
-    let source = theirs.path().to_str().unwrap();
-    let out = as_unprivileged(&env, &["backup", source, "--json"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["snapshot"]["stats"]["files"], 1, "{summary}");
+    backs_up_one_file_as_nobody(&env, theirs.path());
 }
 
 #[test]
@@ -322,8 +316,7 @@ fn a_filesystem_mounted_inside_a_source_is_kept_as_its_folder_unless_crossing_is
 
 #[test]
 fn a_source_inside_a_folder_its_user_may_pass_through_but_not_list_is_backed_up() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("note: needs root, to back up root's folders as another user");
+    if !is_root_else("needs root, to back up root's folders as another user") {
         return;
     }
     use std::os::unix::fs::PermissionsExt;
@@ -335,7 +328,12 @@ fn a_source_inside_a_folder_its_user_may_pass_through_but_not_list_is_backed_up(
     std::fs::create_dir(&public).unwrap();
     std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(public.join("shared.txt"), b"for everyone").unwrap();
-    let out = as_unprivileged(&env, &["backup", public.to_str().unwrap(), "--json"]);
+    backs_up_one_file_as_nobody(&env, &public);
+}
+
+/// Back up `source`, holding one file, as an unprivileged user: exit 0, the file kept.
+fn backs_up_one_file_as_nobody(env: &Env, source: &std::path::Path) {
+    let out = as_unprivileged(env, &["backup", source.to_str().unwrap(), "--json"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -353,19 +351,11 @@ fn a_tree_deeper_than_the_open_files_limit_is_backed_up_whole() {
     std::fs::create_dir_all(&deepest).unwrap();
     std::fs::write(deepest.join("bottom"), b"300 folders down").unwrap();
     let src = env.src();
-    let inner = env.process(&["backup", src.to_str().unwrap(), "--json"]);
-    let mut limited = std::process::Command::new("sh");
-    limited
-        .args(["-c", "ulimit -Sn 256 && exec \"$@\"", "sh"])
-        .arg(inner.get_program())
-        .args(inner.get_args());
-    for (name, value) in inner.get_envs() {
-        match value {
-            Some(value) => limited.env(name, value),
-            None => limited.env_remove(name),
-        };
-    }
-    let out = limited.output().unwrap();
+    let limited = ["sh", "-c", "ulimit -Sn 256 && exec \"$@\"", "sh"];
+    let out = env
+        .process_through(&limited, &["backup", src.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),

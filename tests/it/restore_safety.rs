@@ -220,8 +220,7 @@ fn t38_planted_symlinks_in_the_target_are_never_followed() {
 
 #[test]
 fn t40_devices_set_id_bits_and_foreign_owners_follow_the_policy() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("note: T40 needs root to make device nodes and foreign owners");
+    if !is_root_else("T40 needs root to make device nodes and foreign owners") {
         return;
     }
     use std::os::unix::fs::{MetadataExt, PermissionsExt};

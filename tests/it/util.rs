@@ -124,6 +124,23 @@ impl Env {
         cmd
     }
 
+    /// [`Env::process`] started through `wrapper` (a program and its first arguments,
+    /// which then runs tapevault), with the same environment.
+    pub fn process_through(&self, wrapper: &[&str], args: &[&str]) -> std::process::Command {
+        let inner = self.process(args);
+        let mut cmd = std::process::Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..])
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        for (name, value) in inner.get_envs() {
+            match value {
+                Some(value) => cmd.env(name, value),
+                None => cmd.env_remove(name),
+            };
+        }
+        cmd
+    }
+
     /// Back up the source folder at a tiny volume size; returns the JSON summary.
     pub fn backup(&self, extra: &[&str]) -> serde_json::Value {
         let src = self.src();
@@ -406,6 +423,16 @@ pub fn crafted(env: &Env, entries: Vec<(Node, Vec<u8>)>) {
     tapevault::backup::backup_crafted(vault.as_ref(), &mut catalog, &key, entries).unwrap();
 }
 
+/// Whether the tests run as root; if not, `note` says what the calling test needs it
+/// for, and the test returns.
+pub fn is_root_else(note: &str) -> bool {
+    let root = rustix::process::geteuid().is_root();
+    if !root {
+        eprintln!("note: {note}");
+    }
+    root
+}
+
 /// Run tapevault as an unprivileged user (nobody, when the tests run as root), so that
 /// permission bits bite.
 pub fn as_unprivileged(env: &Env, args: &[&str]) -> std::process::Output {
@@ -475,19 +502,8 @@ pub fn flip_blob(env: &Env, id: &tapevault::ids::ChunkId, kind: tapevault::crypt
 
 /// Run tapevault with the clock set to `when` and running from there (libfaketime).
 pub fn at_time(env: &Env, when: &str, args: &[&str]) -> (i32, String) {
-    let inner = env.process(args);
-    let mut cmd = std::process::Command::new("faketime");
-    cmd.arg("-f")
-        .arg(format!("@{when}"))
-        .arg(inner.get_program())
-        .args(inner.get_args());
-    for (name, value) in inner.get_envs() {
-        match value {
-            Some(value) => cmd.env(name, value),
-            None => cmd.env_remove(name),
-        };
-    }
-    let out = cmd
+    let out = env
+        .process_through(&["faketime", "-f", &format!("@{when}")], args)
         .output()
         .expect("faketime (Debian package faketime, installed by .ci/run) sets the clock");
     (
