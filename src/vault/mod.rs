@@ -10,6 +10,7 @@
 //! Does not know about tar, keys or the catalog.
 
 mod dir;
+mod direct;
 mod s3;
 pub mod stream;
 
