@@ -3,7 +3,7 @@
 //! A volume is written as `NAME.partial`, then fsynced, renamed without replacing
 //! and the folder fsynced: only then is it visible under its name.
 
-use super::direct::{go_direct, refused_direct, through_cache, AheadReader, Aligned, BLOCK};
+use super::direct::{AheadReader, BehindWriter};
 use super::{Listing, Vault, VolumeSink, PARTIAL_SUFFIX};
 use crate::error::{at, Error, ErrorKind, Result};
 use std::fs::{File, OpenOptions};
@@ -84,7 +84,12 @@ impl Vault for DirVault {
             .mode(0o600)
             .open(&partial)
             .map_err(at("cannot create volume", &partial))?;
-        Ok(Box::new(DirSink::new(file, partial, final_path, true)))
+        let writer = BehindWriter::new(file, true).map_err(at("cannot create volume", &partial))?;
+        Ok(Box::new(DirSink {
+            writer,
+            partial,
+            final_path,
+        }))
     }
 
     fn delete(&self, name: &str) -> Result<()> {
@@ -149,101 +154,33 @@ impl DirVault {
 }
 
 /// A volume being written, in whole aligned blocks, straight to the disk where the file
-/// system allows it (see `direct`); elsewhere through the page cache, written back as
-/// it goes.
+/// system allows it (see `direct`); elsewhere through the page cache.
 struct DirSink {
-    file: File,
-    /// Written with O_DIRECT, until the unaligned tail at the seal.
-    direct: bool,
-    block: Aligned,
-    filled: usize,
+    writer: BehindWriter,
     partial: PathBuf,
     final_path: PathBuf,
-    /// Bytes written to the file, and where the disk's writing of them was last started.
-    written: u64,
-    writeback_from: u64,
-}
-
-/// How much is written between two starts of the disk's writeback. Left to the kernel,
-/// a volume stays in memory until the seal's fsync, and a backup then waits for all of
-/// it (0.3 s for 577 MB here) with nothing else to do.
-const WRITEBACK_EVERY: u64 = 32 << 20;
-
-impl DirSink {
-    /// A sink writing `file`, with O_DIRECT when `try_direct` and the file system is a
-    /// local disk's that takes it.
-    fn new(file: File, partial: PathBuf, final_path: PathBuf, try_direct: bool) -> DirSink {
-        let direct = try_direct && go_direct(&file);
-        DirSink {
-            file,
-            direct,
-            block: Aligned::new(),
-            filled: 0,
-            partial,
-            final_path,
-            written: 0,
-            writeback_from: 0,
-        }
-    }
-
-    /// Write the block's bytes to the file at their place, and empty it.
-    fn write_out(&mut self) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        let data = &self.block.get()[..self.filled];
-        match self.file.write_all_at(data, self.written) {
-            // A file system that took the flag but not the write: through the cache.
-            Err(err) if self.direct && refused_direct(&err) => {
-                through_cache(&self.file)?;
-                self.direct = false;
-                self.file.write_all_at(data, self.written)?;
-            }
-            written => written?,
-        }
-        self.written += self.filled as u64;
-        self.filled = 0;
-        if !self.direct && self.written - self.writeback_from >= WRITEBACK_EVERY {
-            start_writeback(&self.file, self.writeback_from);
-            self.writeback_from = self.written;
-        }
-        Ok(())
-    }
 }
 
 impl Write for DirSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = buf.len().min(BLOCK - self.filled);
-        self.block.get_mut()[self.filled..self.filled + n].copy_from_slice(&buf[..n]);
-        self.filled += n;
-        if self.filled == BLOCK {
-            self.write_out()?;
-        }
-        Ok(n)
+        self.writer.write(buf)
     }
 
-    /// Nothing: the buffer is written whole, or at the seal (O_DIRECT takes no tail).
     fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        self.writer.flush()
     }
 }
 
 impl VolumeSink for DirSink {
-    fn seal(mut self: Box<Self>) -> Result<()> {
-        // The tail is not a whole number of aligned blocks: it goes through the cache.
-        let written = if self.direct {
-            self.direct = false;
-            through_cache(&self.file)
-        } else {
-            Ok(())
-        };
-        written
-            .and_then(|()| self.write_out())
-            .map_err(at("cannot write volume", &self.partial))?;
+    fn seal(self: Box<Self>) -> Result<()> {
         let DirSink {
-            file,
+            writer,
             partial,
             final_path,
-            ..
         } = *self;
+        let file = writer
+            .finish()
+            .map_err(at("cannot write volume", &partial))?;
         file.sync_all()
             .map_err(at("cannot sync volume", &partial))?;
         drop(file);
@@ -258,23 +195,6 @@ impl VolumeSink for DirSink {
         .map_err(|e| Error::io("cannot seal volume", &final_path, e.into()))?;
         sync_dir(final_path.parent().unwrap_or(Path::new(".")))
     }
-}
-
-/// Have the kernel start writing `file`'s dirty pages from `offset` to its end, without
-/// waiting. Only a head start: the seal's fsync is what makes a volume durable, so a
-/// file system that does not support it changes nothing.
-#[allow(unsafe_code)]
-fn start_writeback(file: &File, offset: u64) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a system call on an open descriptor, given no memory of ours.
-    let _ = unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as libc::off64_t,
-            0,
-            libc::SYNC_FILE_RANGE_WRITE,
-        )
-    };
 }
 
 /// fsync a directory so that a rename in it is durable.
@@ -303,25 +223,17 @@ mod tests {
         for (name, try_direct) in [("direct.tar", true), ("cached.tar", false)] {
             let partial = scratch.path().join(format!("{name}{PARTIAL_SUFFIX}"));
             let file = File::create_new(&partial).unwrap();
-            let local = super::super::direct::on_local_disk(&file);
-            let mut sink = DirSink::new(file, partial, scratch.path().join(name), try_direct);
-            assert_eq!(sink.direct, try_direct && local, "{name}");
+            let mut sink = DirSink {
+                writer: BehindWriter::new(file, try_direct).unwrap(),
+                partial,
+                final_path: scratch.path().join(name),
+            };
             let mut whole = blake3::Hasher::new();
             for _ in 0..25 {
                 sink.write_all(&piece).unwrap();
                 whole.update(&piece);
             }
             let total = 25 * piece.len() as u64;
-            assert_eq!(sink.written + sink.filled as u64, total);
-            if !sink.direct {
-                // Written back twice over 75 MiB, never past what the kernel was given.
-                assert!(
-                    sink.writeback_from >= 2 * WRITEBACK_EVERY,
-                    "{}",
-                    sink.writeback_from
-                );
-                assert!(sink.writeback_from <= sink.written);
-            }
             Box::new(sink).seal().unwrap();
             let mut sealed = Vec::new();
             vault.open(name).unwrap().read_to_end(&mut sealed).unwrap();

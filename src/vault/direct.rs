@@ -20,41 +20,41 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 /// Alignment O_DIRECT wants of a buffer, a file offset and a length (every logical block
 /// size in use divides it).
-pub const DIRECT_ALIGN: usize = 4096;
+const DIRECT_ALIGN: usize = 4096;
 
 /// Bytes moved by each read or write of a volume: O_DIRECT wants large ones, since each
 /// waits for the disk.
-pub const BLOCK: usize = 4 << 20;
+const BLOCK: usize = 4 << 20;
 
 /// Blocks a reader keeps: one being read from the disk, one or two waiting, one being
 /// consumed.
 const BLOCKS_AHEAD: usize = 4;
 
 /// A buffer of `BLOCK` bytes starting at a `DIRECT_ALIGN` boundary.
-pub struct Aligned {
+struct Aligned {
     room: Vec<u8>,
     start: usize,
 }
 
 impl Aligned {
-    pub fn new() -> Aligned {
+    fn new() -> Aligned {
         let room = vec![0; BLOCK + DIRECT_ALIGN];
         let start = room.as_ptr().align_offset(DIRECT_ALIGN);
         Aligned { room, start }
     }
 
-    pub fn get(&self) -> &[u8] {
+    fn get(&self) -> &[u8] {
         &self.room[self.start..self.start + BLOCK]
     }
 
-    pub fn get_mut(&mut self) -> &mut [u8] {
+    fn get_mut(&mut self) -> &mut [u8] {
         &mut self.room[self.start..self.start + BLOCK]
     }
 }
 
 /// Set O_DIRECT on `file` if it is on a local disk's file system that takes it; says
 /// whether it did. Set after opening: an O_DIRECT open refused may have made the file.
-pub fn go_direct(file: &File) -> bool {
+fn go_direct(file: &File) -> bool {
     use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
     on_local_disk(file)
         && fcntl_getfl(file).is_ok_and(|flags| fcntl_setfl(file, flags | OFlags::DIRECT).is_ok())
@@ -63,7 +63,7 @@ pub fn go_direct(file: &File) -> bool {
 /// Is `file` on ext4, XFS or btrfs? O_DIRECT is the disk's own speed there; on a
 /// network file system every write would wait for the server, and elsewhere (ZFS,
 /// FUSE, tmpfs) it is ignored, emulated or refused.
-pub(super) fn on_local_disk(file: &File) -> bool {
+fn on_local_disk(file: &File) -> bool {
     const EXT4: u64 = 0xEF53;
     const XFS: u64 = 0x5846_5342;
     const BTRFS: u64 = 0x9123_683E;
@@ -71,15 +71,172 @@ pub(super) fn on_local_disk(file: &File) -> bool {
 }
 
 /// Clear O_DIRECT on `file`: what is read or written next goes through the page cache.
-pub fn through_cache(file: &File) -> Result<()> {
+fn through_cache(file: &File) -> Result<()> {
     use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
     let flags = fcntl_getfl(file)?;
     Ok(fcntl_setfl(file, flags.difference(OFlags::DIRECT))?)
 }
 
 /// Is this the error of a file system that took O_DIRECT but not this read or write?
-pub fn refused_direct(err: &std::io::Error) -> bool {
+fn refused_direct(err: &std::io::Error) -> bool {
     err.raw_os_error() == Some(libc::EINVAL)
+}
+
+/// A channel with room for `capacity` blocks, holding `fresh` new ones: the blocks a
+/// reader or writer and its thread pass back and forth.
+fn block_pool(capacity: usize, fresh: usize) -> (SyncSender<Aligned>, Receiver<Aligned>) {
+    let (send, receive) = sync_channel(capacity);
+    for _ in 0..fresh {
+        send.send(Aligned::new())
+            .expect("there is room, and the receiver is held here");
+    }
+    (send, receive)
+}
+
+/// Blocks a writer keeps: one being filled, up to two being written.
+const BLOCKS_BEHIND: usize = 3;
+
+/// How much is written through the page cache between two starts of the disk's
+/// writeback, where O_DIRECT is not used. Left to the kernel, a volume stays in memory
+/// until the seal's fsync, and a backup then waits for all of it (0.3 s for 577 MB
+/// here) with nothing else to do.
+const WRITEBACK_EVERY: u64 = 32 << 20;
+
+/// A new file written front to back in whole aligned blocks by a thread of its own, so
+/// that the disk's waits (3.7 ms per block direct here, 0.5 s of a backup of the peers
+/// corpus) overlap the caller's work: a backup's writer seals the next pack meanwhile.
+pub struct BehindWriter {
+    block: Aligned,
+    filled: usize,
+    /// Blocks to write, in order; dropped to say the end.
+    full: Option<SyncSender<Aligned>>,
+    /// Blocks written, handed back.
+    spent: Receiver<Aligned>,
+    /// The thread: the file, and where its whole blocks end.
+    thread: Option<std::thread::JoinHandle<Result<(File, u64)>>>,
+}
+
+impl BehindWriter {
+    /// Write `file` from its start, directly to the disk where `try_direct` and
+    /// `go_direct` allow.
+    pub fn new(file: File, try_direct: bool) -> Result<BehindWriter> {
+        let direct = try_direct && go_direct(&file);
+        let (full, full_rx) = sync_channel(BLOCKS_BEHIND);
+        // One block is the writer's to fill from the start.
+        let (spent_tx, spent) = block_pool(BLOCKS_BEHIND, BLOCKS_BEHIND - 1);
+        let thread = std::thread::Builder::new()
+            .name("volume-write".into())
+            .spawn(move || write_behind(file, direct, &full_rx, &spent_tx))?;
+        Ok(BehindWriter {
+            block: Aligned::new(),
+            filled: 0,
+            full: Some(full),
+            spent,
+            thread: Some(thread),
+        })
+    }
+
+    /// Wait for every block to be written, write the tail (not a whole block: through
+    /// the page cache), and give the file back.
+    pub fn finish(mut self) -> Result<File> {
+        drop(self.full.take());
+        let (file, end) = self.join()?;
+        file.write_all_at(&self.block.get()[..self.filled], end)?;
+        Ok(file)
+    }
+
+    /// Hand the full block to the thread and take a written one to fill.
+    fn hand_over(&mut self) -> Result<()> {
+        let (Ok(next), Some(full)) = (self.spent.recv(), &self.full) else {
+            return Err(self.join().err().unwrap_or_else(stopped));
+        };
+        let filled = std::mem::replace(&mut self.block, next);
+        self.filled = 0;
+        if full.send(filled).is_err() {
+            return Err(self.join().err().unwrap_or_else(stopped));
+        }
+        Ok(())
+    }
+
+    /// The thread's outcome: the file and where its blocks end, or why it stopped.
+    fn join(&mut self) -> Result<(File, u64)> {
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(outcome)) => outcome,
+            _ => Err(stopped()),
+        }
+    }
+}
+
+fn stopped() -> std::io::Error {
+    std::io::Error::other("the volume's writing thread stopped")
+}
+
+/// The writing thread: write each block at its place until the writer says the end,
+/// then leave the file without O_DIRECT for its tail.
+fn write_behind(
+    file: File,
+    mut direct: bool,
+    full: &Receiver<Aligned>,
+    spent: &SyncSender<Aligned>,
+) -> Result<(File, u64)> {
+    let mut end = 0u64;
+    let mut writeback_from = 0u64;
+    for block in full {
+        match file.write_all_at(block.get(), end) {
+            // A file system that took the flag but not the write: through the cache.
+            Err(err) if direct && refused_direct(&err) => {
+                through_cache(&file)?;
+                direct = false;
+                file.write_all_at(block.get(), end)?;
+            }
+            written => written?,
+        }
+        end += BLOCK as u64;
+        if !direct && end - writeback_from >= WRITEBACK_EVERY {
+            start_writeback(&file, writeback_from);
+            writeback_from = end;
+        }
+        // The writer is gone only after an error of its own: nothing to hand back to.
+        let _ = spent.send(block);
+    }
+    if direct {
+        through_cache(&file)?;
+    }
+    Ok((file, end))
+}
+
+/// Have the kernel start writing `file`'s dirty pages from `offset` to its end, without
+/// waiting. Only a head start: the seal's fsync is what makes a volume durable, so a
+/// file system that does not support it changes nothing.
+#[allow(unsafe_code)]
+fn start_writeback(file: &File, offset: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a system call on an open descriptor, given no memory of ours.
+    let _ = unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            0,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
+}
+
+impl std::io::Write for BehindWriter {
+    fn write(&mut self, buf: &[u8]) -> Result<usize> {
+        let n = buf.len().min(BLOCK - self.filled);
+        self.block.get_mut()[self.filled..self.filled + n].copy_from_slice(&buf[..n]);
+        self.filled += n;
+        if self.filled == BLOCK {
+            self.hand_over()?;
+        }
+        Ok(n)
+    }
+
+    /// Nothing: blocks are written whole, and the tail at `finish` (O_DIRECT takes none).
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A sealed volume read front to back a few blocks ahead, on a thread of its own, so
@@ -99,12 +256,7 @@ impl AheadReader {
     pub fn new(file: File) -> Result<AheadReader> {
         let direct = go_direct(&file);
         let (full_tx, full) = sync_channel(BLOCKS_AHEAD);
-        let (spent, spent_rx) = sync_channel(BLOCKS_AHEAD);
-        for _ in 0..BLOCKS_AHEAD {
-            spent
-                .send(Aligned::new())
-                .expect("the receiver is held here");
-        }
+        let (spent, spent_rx) = block_pool(BLOCKS_AHEAD, BLOCKS_AHEAD);
         std::thread::Builder::new()
             .name("volume-read".into())
             .spawn(move || read_ahead(&file, direct, &full_tx, &spent_rx))?;
@@ -230,6 +382,20 @@ mod tests {
             .read_to_end(&mut empty)
             .unwrap();
         assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn a_write_the_thread_could_not_make_is_the_writers_error() {
+        use std::io::Write;
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("v");
+        std::fs::write(&path, b"").unwrap();
+        // Opened for reading only: every write the thread makes fails with EBADF.
+        let mut writer = BehindWriter::new(File::open(&path).unwrap(), false).unwrap();
+        let block = vec![1u8; BLOCK];
+        let failed = (0..2 * BLOCKS_BEHIND).find_map(|_| writer.write_all(&block).err());
+        let err = failed.unwrap_or_else(|| writer.finish().unwrap_err());
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
     }
 
     #[test]
