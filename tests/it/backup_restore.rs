@@ -276,19 +276,9 @@ fn another_owners_readable_files_are_backed_up_though_their_access_time_moves() 
     if !is_root_else("needs root, to back up root's files as another user") {
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
     // Root's, readable by all: only their owner may open them without touching atime.
-    let theirs = tempfile::tempdir().unwrap();
-    let open_to_all = std::fs::Permissions::from_mode(0o755);
-    std::fs::set_permissions(theirs.path(), open_to_all.clone()).unwrap();
-    std::fs::create_dir(theirs.path().join("docs")).unwrap();
-    std::fs::set_permissions(theirs.path().join("docs"), open_to_all).unwrap();
-    std::fs::write(
-        theirs.path().join("docs/readme"),
-        b"root's, for all to read",
-    )
-    .unwrap();
+    let (theirs, _) = roots_folder_of_one_readable_file(0o755);
     backs_up_one_file_as_nobody(&env, theirs.path());
 }
 
@@ -319,16 +309,23 @@ fn a_source_inside_a_folder_its_user_may_pass_through_but_not_list_is_backed_up(
     if !is_root_else("needs root, to back up root's folders as another user") {
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
     // Like a home folder at 0711: others may reach what is inside, not list it.
-    let home = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    let public = home.path().join("public");
-    std::fs::create_dir(&public).unwrap();
-    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(public.join("shared.txt"), b"for everyone").unwrap();
+    let (_home, public) = roots_folder_of_one_readable_file(0o711);
     backs_up_one_file_as_nobody(&env, &public);
+}
+
+/// A folder of root's at `mode`, holding a folder anyone may read with one file in it:
+/// the outer folder (removed when dropped) and the inner one.
+fn roots_folder_of_one_readable_file(mode: u32) -> (tempfile::TempDir, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let outer = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(outer.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    let inner = outer.path().join("public");
+    std::fs::create_dir(&inner).unwrap();
+    std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(inner.join("shared.txt"), b"root's, for all to read").unwrap();
+    (outer, inner)
 }
 
 /// Back up `source`, holding one file, as an unprivileged user: exit 0, the file kept.
