@@ -754,3 +754,57 @@ fn drills_and_verifies_read_the_volumes_from_the_disk_not_the_page_cache() {
         );
     }
 }
+
+/// Bytes of `path` held in the page cache (`mincore` over a mapping of it).
+#[allow(unsafe_code)]
+fn cached_bytes(path: &std::path::Path) -> u64 {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    let len = file.metadata().unwrap().len() as usize;
+    let page = 4096;
+    let mut resident = vec![0u8; len.div_ceil(page)];
+    // SAFETY: a read-only shared mapping of a file of ours, only looked at by mincore
+    // (no page is touched, so none is brought in), and unmapped before returning.
+    unsafe {
+        let map = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        assert_ne!(map, libc::MAP_FAILED);
+        assert_eq!(libc::mincore(map, len, resident.as_mut_ptr()), 0);
+        libc::munmap(map, len);
+    }
+    resident.iter().filter(|&&r| r & 1 == 1).count() as u64 * page as u64
+}
+
+#[test]
+fn a_backup_leaves_its_volume_out_of_the_page_cache_on_a_local_disk() {
+    const EXT4: u64 = 0xEF53;
+    const XFS: u64 = 0x5846_5342;
+    const BTRFS: u64 = 0x9123_683E;
+    let env = Env::new();
+    let fs = rustix::fs::statfs(env.vault_dir().parent().unwrap()).unwrap();
+    if ![EXT4, XFS, BTRFS].contains(&(fs.f_type as u64)) {
+        eprintln!("note: the vault is not on ext4, XFS or btrfs, where volumes go direct");
+        return;
+    }
+    // Noise: the volume holds at least its 24 MiB.
+    let data_bytes: u64 = 24 << 20;
+    std::fs::write(env.src().join("data"), noise(data_bytes as usize, 43)).unwrap();
+    env.backup_sized("64M", &[]);
+    let [volume] = &env.volumes()[..] else {
+        panic!("one volume expected: {:?}", env.volumes());
+    };
+    let size = std::fs::metadata(volume).unwrap().len();
+    assert!(size >= data_bytes, "the volume holds {size} bytes");
+    // Only its tail, less than one 4 MiB block, went through the cache.
+    let cached = cached_bytes(volume);
+    assert!(
+        cached < 4 << 20,
+        "{cached} of the volume's {size} bytes are in the page cache"
+    );
+}

@@ -143,12 +143,17 @@ impl Env {
 
     /// Back up the source folder at a tiny volume size; returns the JSON summary.
     pub fn backup(&self, extra: &[&str]) -> serde_json::Value {
+        self.backup_sized("4M", extra)
+    }
+
+    /// [`Env::backup`] into volumes of `volume_size`.
+    pub fn backup_sized(&self, volume_size: &str, extra: &[&str]) -> serde_json::Value {
         let src = self.src();
         let mut args = vec![
             "backup",
             src.to_str().unwrap(),
             "--volume-size",
-            "4M",
+            volume_size,
             "--json",
         ];
         args.extend_from_slice(extra);
